@@ -1,0 +1,462 @@
+//! The TOML configuration: typed sections, unknown keys rejected, `SLUIS_SECTION__KEY` overrides.
+
+use crate::units::{ByteSize, Secs};
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{col}: {msg}")]
+    At {
+        file: String,
+        line: usize,
+        col: usize,
+        msg: String,
+    },
+    #[error("{file}: {msg}")]
+    Invalid { file: String, msg: String },
+    #[error("environment variable {var}: {msg}")]
+    Env { var: String, msg: String },
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub smtp: SmtpConfig,
+    pub relay: RelayConfig,
+    pub storage: StorageConfig,
+    pub organisation: OrganisationConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub listen: String,
+    pub hostname: String,
+    pub max_message_size: ByteSize,
+    pub relay_networks: Vec<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub require_tls: bool,
+    pub max_recipients: usize,
+    pub max_line_length: usize,
+    pub max_header_size: ByteSize,
+    pub idle_timeout: Secs,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_messages_per_connection: usize,
+    pub max_received_headers: usize,
+    pub min_free_space: ByteSize,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            listen: "127.0.0.1:2525".into(),
+            hostname: default_hostname(),
+            max_message_size: ByteSize(50 << 20),
+            relay_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            tls_cert: None,
+            tls_key: None,
+            require_tls: false,
+            max_recipients: 100,
+            max_line_length: 1000,
+            max_header_size: ByteSize(64 << 10),
+            idle_timeout: Secs::from_secs(300),
+            max_connections: 1000,
+            max_connections_per_ip: 50,
+            max_messages_per_connection: 1000,
+            max_received_headers: 30,
+            min_free_space: ByteSize(64 << 20),
+        }
+    }
+}
+
+fn default_hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    pub next_hop: String,
+    pub require_tls: bool,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub retry_schedule: Vec<Secs>,
+    pub max_queue_lifetime: Secs,
+    pub dns_servers: Vec<String>,
+    pub mx_port: u16,
+    pub connect_timeout: Secs,
+    pub command_timeout: Secs,
+    pub concurrency: usize,
+    pub helo_name: Option<String>,
+    /// CA bundle for verifying next hops where `require_tls` is set.
+    pub tls_ca_file: Option<PathBuf>,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            next_hop: "maildir:./sluis-outbox".into(),
+            require_tls: false,
+            username: None,
+            password: None,
+            retry_schedule: ["1m", "5m", "15m", "1h", "4h"]
+                .iter()
+                .map(|s| Secs(crate::units::parse_duration(s).expect("valid default")))
+                .collect(),
+            max_queue_lifetime: Secs::from_secs(5 * 86_400),
+            dns_servers: Vec::new(),
+            mx_port: 25,
+            connect_timeout: Secs::from_secs(30),
+            command_timeout: Secs::from_secs(300),
+            concurrency: 32,
+            helo_name: None,
+            tls_ca_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub master_key_file: Option<PathBuf>,
+    /// Name of an environment variable holding the master key (64 hex digits).
+    pub master_key_env: Option<String>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("./sluis-data"),
+            master_key_file: None,
+            master_key_env: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrganisationConfig {
+    pub name: String,
+    pub internal_domains: Vec<String>,
+    pub default_language: String,
+}
+
+impl Default for OrganisationConfig {
+    fn default() -> Self {
+        OrganisationConfig {
+            name: "sluis".into(),
+            internal_domains: Vec::new(),
+            default_language: "nl".into(),
+        }
+    }
+}
+
+/// Where relayed mail goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextHop {
+    Smtp { host: String, port: u16 },
+    Mx,
+    Maildir(PathBuf),
+}
+
+impl NextHop {
+    pub fn parse(s: &str) -> Result<NextHop, String> {
+        if s == "mx" {
+            return Ok(NextHop::Mx);
+        }
+        if let Some(path) = s.strip_prefix("maildir:") {
+            if path.is_empty() {
+                return Err("maildir: needs a path, as in \"maildir:/var/spool/sluis-outbox\"".into());
+            }
+            return Ok(NextHop::Maildir(PathBuf::from(path)));
+        }
+        if let Some(rest) = s.strip_prefix("smtp://") {
+            let rest = rest.trim_end_matches('/');
+            let (host, port) = match rest.rsplit_once(':') {
+                Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                    let port = p
+                        .parse::<u16>()
+                        .map_err(|_| format!("'{p}' is not a port number"))?;
+                    (h, port)
+                }
+                _ => (rest, 25),
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty() {
+                return Err("smtp:// needs a host".into());
+            }
+            return Ok(NextHop::Smtp {
+                host: host.to_string(),
+                port,
+            });
+        }
+        Err(format!(
+            "'{s}' is not a next hop: use \"smtp://host:port\", \"mx\" or \"maildir:PATH\""
+        ))
+    }
+}
+
+/// Settings checked beyond their types, ready for use.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub relay_networks: Vec<IpNet>,
+    pub next_hop: NextHop,
+    pub dns_servers: Vec<std::net::SocketAddr>,
+}
+
+impl Config {
+    /// The embedded default, or the file, with environment overrides applied.
+    pub fn load(path: Option<&Path>) -> Result<(Config, Resolved), ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("SLUIS_") && k.contains("__"))
+            .collect();
+        Self::load_with_env(path, &env)
+    }
+
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<(Config, Resolved), ConfigError> {
+        let (file, text) = match path {
+            Some(p) => {
+                let file = p.display().to_string();
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    file: file.clone(),
+                    source,
+                })?;
+                (file, text)
+            }
+            None => ("(embedded default)".to_string(), String::new()),
+        };
+        let at = |e: toml::de::Error| {
+            let (line, col) = e
+                .span()
+                .map(|s| line_col(&text, s.start))
+                .unwrap_or((1, 1));
+            ConfigError::At {
+                file: file.clone(),
+                line,
+                col,
+                msg: e.message().trim().to_string(),
+            }
+        };
+        // Parse the text alone first so that problems in the file carry its line numbers.
+        let from_file: Config = toml::from_str(&text).map_err(at)?;
+        let cfg = if env.is_empty() {
+            from_file
+        } else {
+            let mut table: toml::Table = toml::from_str(&text).map_err(at)?;
+            for (var, value) in env {
+                apply_env(&mut table, var, value)?;
+            }
+            Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Env {
+                var: env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "),
+                msg: e.message().trim().to_string(),
+            })?
+        };
+        let resolved = cfg.resolve().map_err(|(section, key, msg)| {
+            match locate(&text, section, key) {
+                Some(line) => ConfigError::At {
+                    file: file.clone(),
+                    line,
+                    col: 1,
+                    msg: format!("[{section}] {key}: {msg}"),
+                },
+                None => ConfigError::Invalid {
+                    file: file.clone(),
+                    msg: format!("[{section}] {key}: {msg}"),
+                },
+            }
+        })?;
+        Ok((cfg, resolved))
+    }
+
+    fn resolve(&self) -> Result<Resolved, (&'static str, &'static str, String)> {
+        let relay_networks = self
+            .smtp
+            .relay_networks
+            .iter()
+            .map(|n| parse_net(n).ok_or_else(|| format!("'{n}' is not an address or CIDR network")))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| ("smtp", "relay_networks", m))?;
+        let next_hop = NextHop::parse(&self.relay.next_hop).map_err(|m| ("relay", "next_hop", m))?;
+        let dns_servers = self
+            .relay
+            .dns_servers
+            .iter()
+            .map(|s| {
+                s.parse::<std::net::SocketAddr>()
+                    .or_else(|_| s.parse::<IpAddr>().map(|ip| (ip, 53).into()))
+                    .map_err(|_| format!("'{s}' is not an IP address or IP:port"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| ("relay", "dns_servers", m))?;
+        if self.smtp.tls_cert.is_some() != self.smtp.tls_key.is_some() {
+            return Err(("smtp", "tls_cert", "tls_cert and tls_key go together".into()));
+        }
+        if self.smtp.max_line_length < 512 {
+            return Err(("smtp", "max_line_length", "must be at least 512 (RFC 5321)".into()));
+        }
+        if self.relay.retry_schedule.is_empty() {
+            return Err(("relay", "retry_schedule", "needs at least one interval".into()));
+        }
+        if self.relay.concurrency == 0 {
+            return Err(("relay", "concurrency", "must be at least 1".into()));
+        }
+        if self.relay.username.is_some() != self.relay.password.is_some() {
+            return Err(("relay", "username", "username and password go together".into()));
+        }
+        Ok(Resolved {
+            relay_networks,
+            next_hop,
+            dns_servers,
+        })
+    }
+}
+
+fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+fn apply_env(table: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
+    let err = |msg: &str| ConfigError::Env {
+        var: var.to_string(),
+        msg: msg.to_string(),
+    };
+    let rest = &var["SLUIS_".len()..];
+    let (section, key) = rest
+        .split_once("__")
+        .ok_or_else(|| err("expected SLUIS_SECTION__KEY"))?;
+    let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+    if section.is_empty() || key.is_empty() {
+        return Err(err("expected SLUIS_SECTION__KEY"));
+    }
+    // A value that reads as TOML (number, boolean, array) keeps its type; anything else is a string.
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let entry = table
+        .entry(section)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    match entry {
+        toml::Value::Table(t) => {
+            t.insert(key, parsed);
+            Ok(())
+        }
+        _ => Err(err("that section is not a table")),
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    (line, col)
+}
+
+/// The line on which `key` is set inside `[section]`, for messages about values.
+fn locate(text: &str, section: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(s) = t.strip_prefix('[') {
+            current = s.trim_end_matches(']').trim().to_string();
+        } else if current == section
+            && t.split('=').next().map(str::trim) == Some(key)
+            && t.contains('=')
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<(Config, Resolved), ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sluis.toml");
+        std::fs::write(&p, text).unwrap();
+        let env: Vec<_> = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        Config::load_with_env(Some(&p), &env)
+    }
+
+    #[test]
+    fn unknown_key_names_line() {
+        let e = load("[smtp]\nlisten = \"127.0.0.1:25\"\nlsten = 1\n", &[]).unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains(":3:"), "{s}");
+        assert!(s.contains("lsten"), "{s}");
+    }
+
+    #[test]
+    fn env_overrides_keep_types() {
+        let (c, r) = load(
+            "[smtp]\nmax_recipients = 5\n",
+            &[
+                ("SLUIS_SMTP__LISTEN", "127.0.0.1:0"),
+                ("SLUIS_SMTP__MAX_RECIPIENTS", "7"),
+                ("SLUIS_RELAY__NEXT_HOP", "smtp://[::1]:2526"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.smtp.listen, "127.0.0.1:0");
+        assert_eq!(c.smtp.max_recipients, 7);
+        assert_eq!(
+            r.next_hop,
+            NextHop::Smtp {
+                host: "::1".into(),
+                port: 2526
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_env_key_is_refused() {
+        let e = load("", &[("SLUIS_SMTP__NOPE", "1")]).unwrap_err();
+        assert!(e.to_string().contains("SLUIS_SMTP__NOPE"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_names_line() {
+        let e = load("[relay]\n\nnext_hop = \"ftp://x\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains(":3:"), "{e}");
+        let e = load("[smtp]\nmax_message_size = \"10 parsecs\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains(":2:"), "{e}");
+    }
+
+    #[test]
+    fn next_hops() {
+        assert_eq!(NextHop::parse("mx").unwrap(), NextHop::Mx);
+        assert_eq!(
+            NextHop::parse("smtp://mail.example:587").unwrap(),
+            NextHop::Smtp {
+                host: "mail.example".into(),
+                port: 587
+            }
+        );
+        assert!(NextHop::parse("smtp://").is_err());
+        assert!(NextHop::parse("maildir:").is_err());
+    }
+}

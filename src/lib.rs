@@ -1,0 +1,13 @@
+//! sluis: a secure-mail gateway. Mail flows one way:
+//! SMTP in → (inspect → policy → seal → rewrite) → relay queue → next hop.
+
+pub mod config;
+pub mod control;
+pub mod fsutil;
+pub mod marker;
+pub mod queue;
+pub mod relay;
+pub mod seal;
+pub mod serve;
+pub mod smtp;
+pub mod units;

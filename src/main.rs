@@ -1,0 +1,140 @@
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use sluis::config::Config;
+use sluis::control;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "sluis", version, about = "Secure-mail gateway")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gateway (the embedded default when no config is given).
+    Serve {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate the configuration; names file, line and problem.
+    Check {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Inspect and steer the outbound queue.
+    Queue {
+        #[command(subcommand)]
+        cmd: QueueCmd,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueCmd {
+    /// List queued messages with per-recipient status.
+    List,
+    /// Attempt delivery now: one message, or all.
+    Retry { id: Option<String> },
+    /// Delete a message from the queue without delivering it.
+    Remove { id: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sluis: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(config: &Option<PathBuf>) -> Result<(Config, sluis::config::Resolved)> {
+    Ok(Config::load(config.as_deref())?)
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new()?;
+    match cli.cmd {
+        Cmd::Serve { config } => {
+            let (cfg, resolved) = load(&config)?;
+            let name = config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "embedded default".into());
+            rt.block_on(sluis::serve::run(cfg, resolved, &name))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Check { config } => {
+            load(&config)?;
+            let name = config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "embedded default".into());
+            println!("config OK: {name}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Queue { cmd, config } => {
+            let (cfg, _) = load(&config)?;
+            let dir = cfg.storage.data_dir.clone();
+            let store = sluis::serve::open_store(&cfg)?;
+            let online = |c: String| rt.block_on(control::ask(&dir, &c));
+            let answer = |a: String| -> Result<ExitCode> {
+                match a.strip_prefix("ok ") {
+                    Some(n) => {
+                        println!("{n} message(s)");
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    None => {
+                        eprintln!("sluis: {}", a.trim_start_matches("error "));
+                        Ok(ExitCode::FAILURE)
+                    }
+                }
+            };
+            match cmd {
+                QueueCmd::List => {
+                    let rows = control::list(&store).map_err(anyhow::Error::msg)?;
+                    for r in &rows {
+                        println!("{r}");
+                    }
+                    println!("{} message(s) in the queue", rows.len());
+                    Ok(ExitCode::SUCCESS)
+                }
+                QueueCmd::Retry { id } => {
+                    let cmd = format!("retry {}", id.as_deref().unwrap_or("all"));
+                    match online(cmd) {
+                        Some(a) => answer(a),
+                        None => {
+                            let n = control::retry_offline(&store, id.as_deref())
+                                .map_err(anyhow::Error::msg)?;
+                            println!("{n} message(s) due at the next start");
+                            Ok(ExitCode::SUCCESS)
+                        }
+                    }
+                }
+                QueueCmd::Remove { id } => match online(format!("remove {id}")) {
+                    Some(a) => answer(a),
+                    None => {
+                        control::remove_offline(&store, &id).map_err(anyhow::Error::msg)?;
+                        println!("1 message(s)");
+                        Ok(ExitCode::SUCCESS)
+                    }
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The durable, encrypted message queue shared by SMTP in and the relay out.
+
+mod envelope;
+mod store;
+
+pub use envelope::{DeliveryState, Envelope, RcptStatus, Recipient, new_id, now, valid_id};
+pub use store::{Incoming, MessageReader, QueueStore, StoreError};

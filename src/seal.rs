@@ -1,0 +1,389 @@
+//! Envelope encryption for everything sluis keeps on disk.
+//!
+//! Each blob gets a fresh 256-bit data key, wrapped by the master key (AES-256-GCM-SIV), and its
+//! content is encrypted in 64 KiB chunks with the STREAM construction, so any size is sealed and
+//! opened in flat memory and truncation or reordering is detected.
+
+use aead_stream::{DecryptorBE32, EncryptorBE32};
+use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use thiserror::Error;
+
+pub const CHUNK: usize = 64 * 1024;
+const TAG: usize = 16;
+const MAGIC: &[u8; 8] = b"SLUISv1\0";
+const STREAM_NONCE: usize = 7;
+pub const HEADER_LEN: usize = 8 + 4 + 12 + 48 + STREAM_NONCE;
+
+#[derive(Debug, Error)]
+pub enum KeyError {
+    #[error("master key file {0}: {1}")]
+    File(String, String),
+    #[error("master key from environment variable {0}: {1}")]
+    Env(String, String),
+}
+
+/// The master keys by id; the highest id wraps new data keys, older ones still unwrap.
+pub struct Keyring {
+    keys: BTreeMap<u32, [u8; 32]>,
+}
+
+pub type SharedKeys = Arc<Keyring>;
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).expect("the OS random generator failed");
+    b
+}
+
+fn parse_hex_key(s: &str) -> Option<[u8; 32]> {
+    let v = hex::decode(s.trim()).ok()?;
+    v.try_into().ok()
+}
+
+impl Keyring {
+    /// Reads `id hexkey` lines; creates the file (mode 0600) with one fresh key when missing.
+    pub fn load_or_create(path: &Path) -> Result<Keyring, KeyError> {
+        let name = path.display().to_string();
+        let fail = |m: String| KeyError::File(name.clone(), m);
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            let key = random_bytes::<32>();
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| fail(e.to_string()))?;
+            f.write_all(format!("1 {}\n", hex::encode(key)).as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| fail(e.to_string()))?;
+            crate::fsutil::sync_parent(path).map_err(|e| fail(e.to_string()))?;
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let mut keys = BTreeMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (id, key) = line
+                .split_once(' ')
+                .ok_or_else(|| fail(format!("line {}: expected 'ID HEXKEY'", i + 1)))?;
+            let id: u32 = id
+                .parse()
+                .map_err(|_| fail(format!("line {}: key id is not a number", i + 1)))?;
+            let key = parse_hex_key(key)
+                .ok_or_else(|| fail(format!("line {}: key is not 64 hex digits", i + 1)))?;
+            keys.insert(id, key);
+        }
+        if keys.is_empty() {
+            return Err(fail("holds no key".into()));
+        }
+        Ok(Keyring { keys })
+    }
+
+    pub fn from_env(var: &str) -> Result<Keyring, KeyError> {
+        let v = std::env::var(var).map_err(|_| KeyError::Env(var.into(), "not set".into()))?;
+        let key = parse_hex_key(&v)
+            .ok_or_else(|| KeyError::Env(var.into(), "must be 64 hex digits".into()))?;
+        Ok(Keyring {
+            keys: BTreeMap::from([(1, key)]),
+        })
+    }
+
+    #[cfg(test)]
+    pub fn for_tests() -> Keyring {
+        Keyring {
+            keys: BTreeMap::from([(1, random_bytes())]),
+        }
+    }
+
+    fn current(&self) -> (u32, &[u8; 32]) {
+        let (id, key) = self.keys.iter().next_back().expect("keyring is never empty");
+        (*id, key)
+    }
+
+    /// A key for a purpose other than wrapping (HMACs), derived so it never equals the master key.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let (_, key) = self.keys.iter().next().expect("keyring is never empty");
+        let mut mac = <Hmac<Sha256>>::new_from_slice(key).expect("any key length");
+        mac.update(b"sluis derive v1\0");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum SealError {
+    #[error("not a sealed blob")]
+    BadMagic,
+    #[error("sealed with master key {0}, which is not in the keyring")]
+    UnknownKey(u32),
+    #[error("authentication failed: the blob was altered or the key is wrong")]
+    Tampered,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl From<SealError> for io::Error {
+    fn from(e: SealError) -> io::Error {
+        match e {
+            SealError::Io(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidData, other),
+        }
+    }
+}
+
+/// Encrypts everything written to it into `inner`.
+pub struct SealWriter<W: Write> {
+    inner: W,
+    enc: Option<EncryptorBE32<Aes256GcmSiv>>,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> SealWriter<W> {
+    pub fn new(keys: &Keyring, mut inner: W) -> io::Result<Self> {
+        let (kid, master) = keys.current();
+        let dek = random_bytes::<32>();
+        let wrap_nonce = random_bytes::<12>();
+        let stream_nonce = random_bytes::<STREAM_NONCE>();
+        let mut aad = Vec::with_capacity(12);
+        aad.extend_from_slice(MAGIC);
+        aad.extend_from_slice(&kid.to_be_bytes());
+        let wrapped = Aes256GcmSiv::new(master.into())
+            .encrypt(
+                &Nonce::from(wrap_nonce),
+                Payload {
+                    msg: &dek,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| io::Error::other("key wrapping failed"))?;
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        header.extend_from_slice(&aad);
+        header.extend_from_slice(&wrap_nonce);
+        header.extend_from_slice(&wrapped);
+        header.extend_from_slice(&stream_nonce);
+        debug_assert_eq!(header.len(), HEADER_LEN);
+        inner.write_all(&header)?;
+        let enc = EncryptorBE32::new((&dek).into(), (&stream_nonce).into());
+        Ok(SealWriter {
+            inner,
+            enc: Some(enc),
+            buf: Vec::with_capacity(CHUNK + TAG),
+        })
+    }
+
+    fn flush_chunk(&mut self) -> io::Result<()> {
+        let enc = self.enc.as_mut().expect("not finished");
+        enc.encrypt_next_in_place(b"", &mut self.buf)
+            .map_err(|_| io::Error::other("encryption failed"))?;
+        self.inner.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes the final chunk; without it the blob does not open.
+    pub fn finish(mut self) -> io::Result<W> {
+        let enc = self.enc.take().expect("finish once");
+        enc.encrypt_last_in_place(b"", &mut self.buf)
+            .map_err(|_| io::Error::other("encryption failed"))?;
+        self.inner.write_all(&self.buf)?;
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+}
+
+impl<W: Write> Write for SealWriter<W> {
+    fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
+        let n = data.len();
+        while !data.is_empty() {
+            let take = (CHUNK - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            // Flush eagerly at a full chunk: the last chunk is then always shorter than CHUNK,
+            // which is how the reader tells it apart.
+            if self.buf.len() == CHUNK {
+                self.flush_chunk()?;
+            }
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Decrypts a sealed blob; any alteration surfaces as an error, never as altered plaintext.
+pub struct SealReader<R: Read> {
+    inner: R,
+    dec: Option<DecryptorBE32<Aes256GcmSiv>>,
+    buf: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl<R: Read> SealReader<R> {
+    pub fn new(keys: &Keyring, mut inner: R) -> Result<Self, SealError> {
+        let mut header = [0u8; HEADER_LEN];
+        inner.read_exact(&mut header).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                SealError::BadMagic
+            } else {
+                SealError::Io(e)
+            }
+        })?;
+        if &header[..8] != MAGIC {
+            return Err(SealError::BadMagic);
+        }
+        let kid = u32::from_be_bytes(header[8..12].try_into().expect("4 bytes"));
+        let master = keys.keys.get(&kid).ok_or(SealError::UnknownKey(kid))?;
+        let dek = Aes256GcmSiv::new(master.into())
+            .decrypt(
+                &Nonce::try_from(&header[12..24]).map_err(|_| SealError::BadMagic)?,
+                Payload {
+                    msg: &header[24..72],
+                    aad: &header[..12],
+                },
+            )
+            .map_err(|_| SealError::Tampered)?;
+        let dek: [u8; 32] = dek.try_into().map_err(|_| SealError::Tampered)?;
+        let stream_nonce: [u8; STREAM_NONCE] = header[72..].try_into().expect("7 bytes");
+        Ok(SealReader {
+            inner,
+            dec: Some(DecryptorBE32::new((&dek).into(), (&stream_nonce).into())),
+            buf: Vec::with_capacity(CHUNK + TAG),
+            pos: 0,
+            done: false,
+        })
+    }
+
+    fn fill(&mut self) -> io::Result<()> {
+        self.buf.resize(CHUNK + TAG, 0);
+        let mut got = 0;
+        while got < self.buf.len() {
+            match self.inner.read(&mut self.buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.buf.truncate(got);
+        self.pos = 0;
+        if got == CHUNK + TAG {
+            let dec = self.dec.as_mut().expect("not done");
+            dec.decrypt_next_in_place(b"", &mut self.buf)
+                .map_err(|_| io::Error::from(SealError::Tampered))?;
+        } else {
+            let dec = self.dec.take().expect("not done");
+            dec.decrypt_last_in_place(b"", &mut self.buf)
+                .map_err(|_| io::Error::from(SealError::Tampered))?;
+            self.done = true;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for SealReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.buf.len() {
+                let n = (self.buf.len() - self.pos).min(out.len());
+                out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.done {
+                return Ok(0);
+            }
+            self.fill()?;
+        }
+    }
+}
+
+/// Seals a small value in one go (state files, envelopes).
+pub fn seal_bytes(keys: &Keyring, data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut w = SealWriter::new(keys, Vec::with_capacity(data.len() + HEADER_LEN + TAG))?;
+    w.write_all(data)?;
+    w.finish()
+}
+
+pub fn open_bytes(keys: &Keyring, data: &[u8]) -> Result<Vec<u8>, SealError> {
+    let mut r = SealReader::new(keys, data)?;
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidData => SealError::Tampered,
+        _ => SealError::Io(e),
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(len: usize) {
+        let keys = Keyring::for_tests();
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+        let sealed = seal_bytes(&keys, &data).unwrap();
+        assert!(sealed.len() >= HEADER_LEN + TAG);
+        assert_eq!(open_bytes(&keys, &sealed).unwrap(), data, "len {len}");
+    }
+
+    #[test]
+    fn roundtrips_at_chunk_edges() {
+        for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 5] {
+            roundtrip(len);
+        }
+    }
+
+    #[test]
+    fn any_flipped_byte_is_detected() {
+        let keys = Keyring::for_tests();
+        let data = vec![42u8; CHUNK + 100];
+        let sealed = seal_bytes(&keys, &data).unwrap();
+        for pos in [0, 9, 20, 40, 75, HEADER_LEN + 3, HEADER_LEN + CHUNK + 20, sealed.len() - 1] {
+            let mut bad = sealed.clone();
+            bad[pos] ^= 0x01;
+            assert!(open_bytes(&keys, &bad).is_err(), "flip at {pos} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn truncation_is_detected() {
+        let keys = Keyring::for_tests();
+        let data = vec![1u8; 2 * CHUNK + 10];
+        let sealed = seal_bytes(&keys, &data).unwrap();
+        for cut in [HEADER_LEN, HEADER_LEN + CHUNK + TAG, sealed.len() - 1] {
+            assert!(open_bytes(&keys, &sealed[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn wrong_key_fails() {
+        let sealed = seal_bytes(&Keyring::for_tests(), b"hello").unwrap();
+        assert!(open_bytes(&Keyring::for_tests(), &sealed).is_err());
+    }
+
+    #[test]
+    fn ciphertext_hides_plaintext() {
+        let keys = Keyring::for_tests();
+        let sealed = seal_bytes(&keys, b"vertrouwelijk vertrouwelijk vertrouwelijk").unwrap();
+        assert!(!sealed.windows(13).any(|w| w == b"vertrouwelijk"));
+    }
+}

@@ -1,0 +1,124 @@
+//! `sluis serve`: builds every part from the config, runs them, and shuts down cleanly.
+
+use crate::config::{Config, NextHop, Resolved};
+use crate::marker::Marker;
+use crate::queue::QueueStore;
+use crate::relay::Relay;
+use crate::seal::Keyring;
+use crate::smtp::{self, Shared};
+use anyhow::{Context, Result};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+
+/// The master keyring as the config says: an environment variable, a file, or the data dir.
+pub fn keyring(cfg: &Config) -> Result<Keyring> {
+    if let Some(var) = &cfg.storage.master_key_env {
+        return Ok(Keyring::from_env(var)?);
+    }
+    let path = cfg
+        .storage
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| cfg.storage.data_dir.join("master.key"));
+    Ok(Keyring::load_or_create(&path)?)
+}
+
+pub fn open_store(cfg: &Config) -> Result<QueueStore> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&cfg.storage.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.storage.data_dir.display()))?;
+    let keys = Arc::new(keyring(cfg)?);
+    QueueStore::open(&cfg.storage.data_dir, keys)
+        .with_context(|| format!("opening the queue in {}", cfg.storage.data_dir.display()))
+}
+
+pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<()> {
+    let cfg = Arc::new(cfg);
+    let store = open_store(&cfg)?;
+    let marker = Marker::new(store.keys().derive("x-sluis-processed"));
+    let tls_files = smtp::tls::ensure_files(
+        cfg.smtp.tls_cert.as_deref(),
+        cfg.smtp.tls_key.as_deref(),
+        &cfg.storage.data_dir,
+        &cfg.smtp.hostname,
+    )?;
+    let tls = smtp::tls::server_config(&tls_files)?;
+
+    let listener = TcpListener::bind(&cfg.smtp.listen)
+        .await
+        .with_context(|| format!("binding SMTP listener {}", cfg.smtp.listen))?;
+    let addr = listener.local_addr()?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (queued_tx, queued_rx) = mpsc::unbounded_channel();
+    let relay = Arc::new(Relay::new(store.clone(), cfg.clone(), &resolved).map_err(anyhow::Error::msg)?);
+    let relay_task = tokio::spawn(relay.clone().run(queued_rx, shutdown_rx.clone()));
+    let control_dir = cfg.storage.data_dir.clone();
+    let control_relay = relay.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::control::serve(&control_dir, control_relay).await {
+            tracing::error!(error = %e, "control socket failed; `sluis queue` works offline only");
+        }
+    });
+
+    let shared = Arc::new(Shared::new(
+        cfg.clone(),
+        resolved.relay_networks.clone(),
+        store,
+        marker,
+        Some(tls),
+        queued_tx,
+        shutdown_rx,
+    ));
+    let smtp_task = tokio::spawn(smtp::run(listener, shared));
+
+    describe(&cfg, &resolved, config_name, addr, &tls_files.cert, tls_files.generated);
+    println!("smtp listening on {addr}");
+    println!("ready");
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down: no new connections, finishing sessions");
+    let _ = shutdown_tx.send(true);
+    let _ = smtp_task.await;
+    let _ = relay_task.await;
+    let _ = std::fs::remove_file(crate::control::socket_path(&cfg.storage.data_dir));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn describe(cfg: &Config, r: &Resolved, name: &str, addr: std::net::SocketAddr, cert: &Path, generated: bool) {
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    println!("sluis {} — config: {name}", env!("CARGO_PKG_VERSION"));
+    println!("  data directory: {} (encrypted at rest)", abs(&cfg.storage.data_dir).display());
+    let hop = match &r.next_hop {
+        NextHop::Maildir(p) => format!("Maildir {} (new mail lands in new/)", abs(p).display()),
+        NextHop::Smtp { host, port } => format!("smarthost {host}:{port}"),
+        NextHop::Mx => "the recipients' MX hosts".to_string(),
+    };
+    println!("  next hop: {hop}");
+    println!(
+        "  STARTTLS certificate: {}{}",
+        abs(cert).display(),
+        if generated { " (self-signed, generated)" } else { "" }
+    );
+    println!(
+        "  relay allowed from: {}",
+        cfg.smtp.relay_networks.join(", ")
+    );
+    println!(
+        "  try it: swaks --server {} --port {} --from you@example.org --to someone@example.net",
+        addr.ip(),
+        addr.port()
+    );
+}
