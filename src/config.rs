@@ -182,7 +182,9 @@ impl NextHop {
         }
         if let Some(path) = s.strip_prefix("maildir:") {
             if path.is_empty() {
-                return Err("maildir: needs a path, as in \"maildir:/var/spool/sluis-outbox\"".into());
+                return Err(
+                    "maildir: needs a path, as in \"maildir:/var/spool/sluis-outbox\"".into(),
+                );
             }
             return Ok(NextHop::Maildir(PathBuf::from(path)));
         }
@@ -245,10 +247,7 @@ impl Config {
             None => ("(embedded default)".to_string(), String::new()),
         };
         let at = |e: toml::de::Error| {
-            let (line, col) = e
-                .span()
-                .map(|s| line_col(&text, s.start))
-                .unwrap_or((1, 1));
+            let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
             ConfigError::At {
                 file: file.clone(),
                 line,
@@ -266,24 +265,28 @@ impl Config {
                 apply_env(&mut table, var, value)?;
             }
             Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Env {
-                var: env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "),
+                var: env
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 msg: e.message().trim().to_string(),
             })?
         };
-        let resolved = cfg.resolve().map_err(|(section, key, msg)| {
-            match locate(&text, section, key) {
-                Some(line) => ConfigError::At {
-                    file: file.clone(),
-                    line,
-                    col: 1,
-                    msg: format!("[{section}] {key}: {msg}"),
-                },
-                None => ConfigError::Invalid {
-                    file: file.clone(),
-                    msg: format!("[{section}] {key}: {msg}"),
-                },
-            }
-        })?;
+        let resolved =
+            cfg.resolve()
+                .map_err(|(section, key, msg)| match locate(&text, section, key) {
+                    Some(line) => ConfigError::At {
+                        file: file.clone(),
+                        line,
+                        col: 1,
+                        msg: format!("[{section}] {key}: {msg}"),
+                    },
+                    None => ConfigError::Invalid {
+                        file: file.clone(),
+                        msg: format!("[{section}] {key}: {msg}"),
+                    },
+                })?;
         Ok((cfg, resolved))
     }
 
@@ -295,7 +298,8 @@ impl Config {
             .map(|n| parse_net(n).ok_or_else(|| format!("'{n}' is not an address or CIDR network")))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|m| ("smtp", "relay_networks", m))?;
-        let next_hop = NextHop::parse(&self.relay.next_hop).map_err(|m| ("relay", "next_hop", m))?;
+        let next_hop =
+            NextHop::parse(&self.relay.next_hop).map_err(|m| ("relay", "next_hop", m))?;
         let dns_servers = self
             .relay
             .dns_servers
@@ -308,19 +312,35 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|m| ("relay", "dns_servers", m))?;
         if self.smtp.tls_cert.is_some() != self.smtp.tls_key.is_some() {
-            return Err(("smtp", "tls_cert", "tls_cert and tls_key go together".into()));
+            return Err((
+                "smtp",
+                "tls_cert",
+                "tls_cert and tls_key go together".into(),
+            ));
         }
         if self.smtp.max_line_length < 512 {
-            return Err(("smtp", "max_line_length", "must be at least 512 (RFC 5321)".into()));
+            return Err((
+                "smtp",
+                "max_line_length",
+                "must be at least 512 (RFC 5321)".into(),
+            ));
         }
         if self.relay.retry_schedule.is_empty() {
-            return Err(("relay", "retry_schedule", "needs at least one interval".into()));
+            return Err((
+                "relay",
+                "retry_schedule",
+                "needs at least one interval".into(),
+            ));
         }
         if self.relay.concurrency == 0 {
             return Err(("relay", "concurrency", "must be at least 1".into()));
         }
         if self.relay.username.is_some() != self.relay.password.is_some() {
-            return Err(("relay", "username", "username and password go together".into()));
+            return Err((
+                "relay",
+                "username",
+                "username and password go together".into(),
+            ));
         }
         Ok(Resolved {
             relay_networks,
@@ -398,7 +418,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sluis.toml");
         std::fs::write(&p, text).unwrap();
-        let env: Vec<_> = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let env: Vec<_> = env
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         Config::load_with_env(Some(&p), &env)
     }
 

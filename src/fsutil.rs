@@ -19,7 +19,10 @@ pub fn sync_parent(path: &Path) -> io::Result<()> {
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension(format!("tmp{}", hex::encode(crate::seal::random_bytes::<4>())));
+    let tmp = path.with_extension(format!(
+        "tmp{}",
+        hex::encode(crate::seal::random_bytes::<4>())
+    ));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

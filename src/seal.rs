@@ -109,7 +109,11 @@ impl Keyring {
     }
 
     fn current(&self) -> (u32, &[u8; 32]) {
-        let (id, key) = self.keys.iter().next_back().expect("keyring is never empty");
+        let (id, key) = self
+            .keys
+            .iter()
+            .next_back()
+            .expect("keyring is never empty");
         (*id, key)
     }
 
@@ -357,10 +361,22 @@ mod tests {
         let keys = Keyring::for_tests();
         let data = vec![42u8; CHUNK + 100];
         let sealed = seal_bytes(&keys, &data).unwrap();
-        for pos in [0, 9, 20, 40, 75, HEADER_LEN + 3, HEADER_LEN + CHUNK + 20, sealed.len() - 1] {
+        for pos in [
+            0,
+            9,
+            20,
+            40,
+            75,
+            HEADER_LEN + 3,
+            HEADER_LEN + CHUNK + 20,
+            sealed.len() - 1,
+        ] {
             let mut bad = sealed.clone();
             bad[pos] ^= 0x01;
-            assert!(open_bytes(&keys, &bad).is_err(), "flip at {pos} went unnoticed");
+            assert!(
+                open_bytes(&keys, &bad).is_err(),
+                "flip at {pos} went unnoticed"
+            );
         }
     }
 

@@ -57,7 +57,8 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (queued_tx, queued_rx) = mpsc::unbounded_channel();
-    let relay = Arc::new(Relay::new(store.clone(), cfg.clone(), &resolved).map_err(anyhow::Error::msg)?);
+    let relay =
+        Arc::new(Relay::new(store.clone(), cfg.clone(), &resolved).map_err(anyhow::Error::msg)?);
     let relay_task = tokio::spawn(relay.clone().run(queued_rx, shutdown_rx.clone()));
     let control_dir = cfg.storage.data_dir.clone();
     let control_relay = relay.clone();
@@ -78,12 +79,20 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
     ));
     let smtp_task = tokio::spawn(smtp::run(listener, shared));
 
-    describe(&cfg, &resolved, config_name, addr, &tls_files.cert, tls_files.generated);
+    // Handlers first: a signal right after "ready" must already mean a graceful stop.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    describe(
+        &cfg,
+        &resolved,
+        config_name,
+        addr,
+        &tls_files.cert,
+        tls_files.generated,
+    );
     println!("smtp listening on {addr}");
     println!("ready");
 
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
@@ -97,10 +106,20 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
     Ok(())
 }
 
-fn describe(cfg: &Config, r: &Resolved, name: &str, addr: std::net::SocketAddr, cert: &Path, generated: bool) {
+fn describe(
+    cfg: &Config,
+    r: &Resolved,
+    name: &str,
+    addr: std::net::SocketAddr,
+    cert: &Path,
+    generated: bool,
+) {
     let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     println!("sluis {} — config: {name}", env!("CARGO_PKG_VERSION"));
-    println!("  data directory: {} (encrypted at rest)", abs(&cfg.storage.data_dir).display());
+    println!(
+        "  data directory: {} (encrypted at rest)",
+        abs(&cfg.storage.data_dir).display()
+    );
     let hop = match &r.next_hop {
         NextHop::Maildir(p) => format!("Maildir {} (new mail lands in new/)", abs(p).display()),
         NextHop::Smtp { host, port } => format!("smarthost {host}:{port}"),
@@ -110,7 +129,11 @@ fn describe(cfg: &Config, r: &Resolved, name: &str, addr: std::net::SocketAddr, 
     println!(
         "  STARTTLS certificate: {}{}",
         abs(cert).display(),
-        if generated { " (self-signed, generated)" } else { "" }
+        if generated {
+            " (self-signed, generated)"
+        } else {
+            ""
+        }
     );
     println!(
         "  relay allowed from: {}",

@@ -51,7 +51,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "gib" => 1 << 30,
         "t" | "tb" => 1_000_000_000_000,
         "tib" => 1 << 40,
-        other => return Err(format!("unknown size unit '{other}' (use B, KiB, MiB, GiB, KB, MB, GB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}' (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
     };
     Ok((n * mult as f64).round() as u64)
 }
@@ -65,7 +69,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" | "hour" | "hours" => 3600.0,
         "d" | "day" | "days" => 86_400.0,
         "w" | "week" | "weeks" => 604_800.0,
-        other => return Err(format!("unknown duration unit '{other}' (use s, m, h, d, w)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit '{other}' (use s, m, h, d, w)"
+            ));
+        }
     };
     Ok(Duration::from_secs_f64(n * mult))
 }
@@ -142,7 +150,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("14d").unwrap(), Duration::from_secs(14 * 86400));
+        assert_eq!(
+            parse_duration("14d").unwrap(),
+            Duration::from_secs(14 * 86400)
+        );
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("3 fortnights").is_err());

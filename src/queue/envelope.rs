@@ -47,8 +47,15 @@ pub struct Envelope {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum RcptStatus {
     Pending,
-    Delivered { at: i64, reply: String },
-    Failed { at: i64, reply: String, remote: Option<String> },
+    Delivered {
+        at: i64,
+        reply: String,
+    },
+    Failed {
+        at: i64,
+        reply: String,
+        remote: Option<String>,
+    },
 }
 
 impl RcptStatus {

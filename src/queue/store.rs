@@ -107,7 +107,10 @@ impl QueueStore {
 
     /// Makes the message durable; only after this returns Ok may the client hear 250.
     pub async fn commit(&self, mut incoming: Incoming) -> io::Result<String> {
-        let writer = incoming.writer.take().ok_or_else(|| io::Error::other("already failed"))?;
+        let writer = incoming
+            .writer
+            .take()
+            .ok_or_else(|| io::Error::other("already failed"))?;
         let dest = self.msg_path(&incoming.id);
         let tmp = incoming.tmp.clone();
         let store = self.clone();
@@ -159,7 +162,8 @@ impl QueueStore {
             return Err(damaged("envelope too large".into()));
         }
         let mut json = vec![0u8; len];
-        r.read_exact(&mut json).map_err(|e| damaged(e.to_string()))?;
+        r.read_exact(&mut json)
+            .map_err(|e| damaged(e.to_string()))?;
         let env: Envelope = serde_json::from_slice(&json).map_err(|e| damaged(e.to_string()))?;
         Ok((env, Box::new(r)))
     }

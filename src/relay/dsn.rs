@@ -15,7 +15,8 @@ pub fn wanted(env: &Envelope, rcpt: &Recipient) -> bool {
     if env.mail_from.is_empty() || env.internal {
         return false; // never bounce a bounce
     }
-    rcpt.notify == 0 || (rcpt.notify & RCPT_NOTIFY_FAILURE != 0 && rcpt.notify & RCPT_NOTIFY_NEVER == 0)
+    rcpt.notify == 0
+        || (rcpt.notify & RCPT_NOTIFY_FAILURE != 0 && rcpt.notify & RCPT_NOTIFY_NEVER == 0)
 }
 
 fn status_of(reply: &str) -> String {
@@ -24,7 +25,9 @@ fn status_of(reply: &str) -> String {
         .nth(1)
         .filter(|s| {
             let p: Vec<&str> = s.split('.').collect();
-            p.len() == 3 && p.iter().all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+            p.len() == 3
+                && p.iter()
+                    .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
         })
         .map(|s| format!("5{}", &s[1..]))
         .unwrap_or_else(|| "5.0.0".into())
@@ -95,13 +98,22 @@ pub fn build(
     if let Some(e) = &env.env_id {
         m.push_str(&format!("Original-Envelope-Id: {e}\r\n"));
     }
-    m.push_str(&format!("X-Sluis-Queue-ID: {}\r\nArrival-Date: {arrival}\r\n", env.id));
+    m.push_str(&format!(
+        "X-Sluis-Queue-ID: {}\r\nArrival-Date: {arrival}\r\n",
+        env.id
+    ));
     for f in failures {
-        m.push_str(&format!("\r\nFinal-Recipient: rfc822; {}\r\n", f.rcpt.address));
+        m.push_str(&format!(
+            "\r\nFinal-Recipient: rfc822; {}\r\n",
+            f.rcpt.address
+        ));
         if let Some(o) = &f.rcpt.orcpt {
             m.push_str(&format!("Original-Recipient: {o}\r\n"));
         }
-        m.push_str(&format!("Action: failed\r\nStatus: {}\r\n", status_of(f.reply)));
+        m.push_str(&format!(
+            "Action: failed\r\nStatus: {}\r\n",
+            status_of(f.reply)
+        ));
         if let Some(r) = f.remote {
             m.push_str(&format!("Remote-MTA: dns; {r}\r\n"));
         }

@@ -44,7 +44,11 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(store: QueueStore, cfg: Arc<Config>, resolved: &crate::config::Resolved) -> Result<Relay, String> {
+    pub fn new(
+        store: QueueStore,
+        cfg: Arc<Config>,
+        resolved: &crate::config::Resolved,
+    ) -> Result<Relay, String> {
         let resolver = match resolved.next_hop {
             NextHop::Mx => Some(route::resolver(&resolved.dns_servers)?),
             _ => None,
@@ -58,7 +62,10 @@ impl Relay {
             .clone()
             .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
         let client = ClientOptions {
-            helo: r.helo_name.clone().unwrap_or_else(|| cfg.smtp.hostname.clone()),
+            helo: r
+                .helo_name
+                .clone()
+                .unwrap_or_else(|| cfg.smtp.hostname.clone()),
             require_tls: r.require_tls,
             auth: r.username.clone().zip(r.password.clone()),
             tls_verified: tlsconf::verified(&ca)?,
@@ -150,7 +157,9 @@ impl Relay {
             let mut next = None;
             loop {
                 let mut s = self.lock();
-                let Some((t, id)) = s.due.first().cloned() else { break };
+                let Some((t, id)) = s.due.first().cloned() else {
+                    break;
+                };
                 if t > now {
                     next = Some(t);
                     break;
@@ -163,7 +172,9 @@ impl Relay {
                 drop(s);
                 let me = self.clone();
                 tokio::spawn(async move {
-                    let Ok(_permit) = me.sem.clone().acquire_owned().await else { return };
+                    let Ok(_permit) = me.sem.clone().acquire_owned().await else {
+                        return;
+                    };
                     me.attempt(&id).await;
                     me.lock().running.remove(&id);
                 });
@@ -213,10 +224,17 @@ impl Relay {
             let why = format!(
                 "451 4.4.7 message expired after {} in the queue{}",
                 humanize(lifetime),
-                st.last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+                st.last_error
+                    .as_ref()
+                    .map(|e| format!("; last error: {e}"))
+                    .unwrap_or_default()
             );
             for s in st.status.iter_mut().filter(|s| s.is_pending()) {
-                *s = RcptStatus::Failed { at: now(), reply: why.clone(), remote: None };
+                *s = RcptStatus::Failed {
+                    at: now(),
+                    reply: why.clone(),
+                    remote: None,
+                };
             }
         } else {
             self.deliver_pending(id, &env, &mut st).await;
@@ -280,8 +298,13 @@ impl Relay {
                     .map_err(io::Error::other)
                     .and_then(|r| r);
                     let o = match r {
-                        Ok(()) => Outcome::Delivered(format!("250 2.0.0 delivered to maildir {}", dir.display())),
-                        Err(e) => Outcome::Temporary(format!("451 4.3.0 maildir write failed: {e}")),
+                        Ok(()) => Outcome::Delivered(format!(
+                            "250 2.0.0 delivered to maildir {}",
+                            dir.display()
+                        )),
+                        Err(e) => {
+                            Outcome::Temporary(format!("451 4.3.0 maildir write failed: {e}"))
+                        }
                     };
                     results.push((i, o, None));
                 }
@@ -312,7 +335,11 @@ impl Relay {
             match o {
                 Outcome::Delivered(r) => st.status[i] = RcptStatus::Delivered { at: t, reply: r },
                 Outcome::Permanent(r) => {
-                    st.status[i] = RcptStatus::Failed { at: t, reply: r, remote }
+                    st.status[i] = RcptStatus::Failed {
+                        at: t,
+                        reply: r,
+                        remote,
+                    }
                 }
                 Outcome::Temporary(r) => st.last_error = Some(r),
             }
@@ -330,10 +357,16 @@ impl Relay {
         let hosts = match lookup {
             Lookup::Hosts(h) => h,
             Lookup::Permanent(r) => {
-                return idx.iter().map(|&i| (i, Outcome::Permanent(r.clone()), None)).collect();
+                return idx
+                    .iter()
+                    .map(|&i| (i, Outcome::Permanent(r.clone()), None))
+                    .collect();
             }
             Lookup::Temporary(r) => {
-                return idx.iter().map(|&i| (i, Outcome::Temporary(r.clone()), None)).collect();
+                return idx
+                    .iter()
+                    .map(|&i| (i, Outcome::Temporary(r.clone()), None))
+                    .collect();
             }
         };
         let mut last = Vec::new();
@@ -341,7 +374,10 @@ impl Relay {
             for addr in &host.addrs {
                 let tx = Transaction {
                     from: &env.mail_from,
-                    rcpts: idx.iter().map(|&i| env.recipients[i].address.as_str()).collect(),
+                    rcpts: idx
+                        .iter()
+                        .map(|&i| env.recipients[i].address.as_str())
+                        .collect(),
                     size: self.store.stored_size(id),
                     body_8bit: env.body_8bit,
                     smtputf8: env.smtputf8,

@@ -1,7 +1,9 @@
 //! Where a recipient's copy goes: the smarthost, the recipient domain's MX hosts, or a Maildir.
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig};
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig,
+};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use std::net::SocketAddr;
@@ -56,8 +58,16 @@ fn fqdn(name: &str) -> String {
     }
 }
 
-async fn addresses(resolver: &TokioResolver, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
-    if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+async fn addresses(
+    resolver: &TokioResolver,
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, String> {
+    if let Ok(ip) = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+    {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
     let ips = resolver
@@ -83,10 +93,14 @@ pub async fn mx(resolver: &TokioResolver, domain: &str, port: u16) -> Lookup {
             return Lookup::Permanent(format!("550 5.1.2 domain {domain} does not exist"));
         }
         Err(e) if e.is_no_records_found() => Vec::new(),
-        Err(e) => return Lookup::Temporary(format!("451 4.4.3 MX lookup for {domain} failed: {e}")),
+        Err(e) => {
+            return Lookup::Temporary(format!("451 4.4.3 MX lookup for {domain} failed: {e}"));
+        }
     };
     if names.len() == 1 && (names[0].1 == "." || names[0].1.is_empty()) {
-        return Lookup::Permanent(format!("556 5.1.10 domain {domain} accepts no mail (null MX)"));
+        return Lookup::Permanent(format!(
+            "556 5.1.10 domain {domain} accepts no mail (null MX)"
+        ));
     }
     if names.is_empty() {
         names.push((0, domain.clone()));

@@ -219,7 +219,7 @@ impl Assembler {
             .iter()
             .filter(|f| f.name.eq_ignore_ascii_case("received"))
             .count();
-        if received >= self.limits.max_received {
+        if received > self.limits.max_received {
             self.flags.looped = true;
             self.discard();
             return;
@@ -228,12 +228,17 @@ impl Assembler {
             .iter()
             .find(|f| f.name.eq_ignore_ascii_case("message-id"))
             .map(|f| unfold(f.value));
-        for f in fields.iter().filter(|f| f.name.eq_ignore_ascii_case(marker::HEADER)) {
+        for f in fields
+            .iter()
+            .filter(|f| f.name.eq_ignore_ascii_case(marker::HEADER))
+        {
             match &message_id {
                 Some(id) if self.marker.verify(&unfold(f.value), id) => {
                     self.env.already_processed = true
                 }
-                _ => tracing::info!(id = %self.env.id, "removed a foreign or forged {} header", marker::HEADER),
+                _ => {
+                    tracing::info!(id = %self.env.id, "removed a foreign or forged {} header", marker::HEADER)
+                }
             }
         }
         self.env.message_id = message_id.clone();
@@ -287,7 +292,7 @@ impl Assembler {
             self.end_headers();
         }
         let f = self.flags;
-        let reply = if f.too_big {
+        if f.too_big {
             Reply::MessageTooBig
         } else if f.header_too_big {
             Reply::HeaderTooBig {
@@ -314,8 +319,7 @@ impl Assembler {
                     Reply::LocalError
                 }
             }
-        };
-        reply
+        }
     }
 
     pub fn envelope(&self) -> &Envelope {
@@ -367,11 +371,11 @@ fn split_fields(buf: &[u8]) -> Vec<Field<'_>> {
         });
     }
     for (s, e) in lines {
-        if matches!(buf[s], b' ' | b'\t') {
-            if let Some(c) = cur.as_mut() {
-                c.1 = e;
-                continue;
-            }
+        if matches!(buf[s], b' ' | b'\t')
+            && let Some(c) = cur.as_mut()
+        {
+            c.1 = e;
+            continue;
         }
         if let Some(c) = cur.take() {
             push(&mut fields, buf, c);

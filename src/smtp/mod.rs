@@ -110,7 +110,8 @@ fn take_slot(shared: &Arc<Shared>, ip: IpAddr) -> Result<Slot, ()> {
 /// Accepts connections on a bound listener until shutdown; then waits for sessions to end.
 pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
-    let tasks = tokio_task_tracker();
+    // Each session holds a clone; the count tells how many are still running.
+    let tasks = Arc::new(());
     loop {
         tokio::select! {
             r = listener.accept() => match r {
@@ -136,10 +137,6 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
     while Arc::strong_count(&tasks) > 1 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-}
-
-fn tokio_task_tracker() -> Arc<()> {
-    Arc::new(())
 }
 
 async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
@@ -168,13 +165,13 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     match session.serve(&mut stream, &mut buf).await {
         Ok(End::Closed) | Err(_) => {}
         Ok(End::StartTls) => {
-            let Some(cfg) = shared.tls.clone() else { return };
+            let Some(cfg) = shared.tls.clone() else {
+                return;
+            };
             let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-            let handshake = tokio::time::timeout(
-                shared.cfg.smtp.idle_timeout.get(),
-                acceptor.accept(stream),
-            )
-            .await;
+            let handshake =
+                tokio::time::timeout(shared.cfg.smtp.idle_timeout.get(), acceptor.accept(stream))
+                    .await;
             let mut tls = match handshake {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
@@ -184,8 +181,10 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
                 Err(_) => return,
             };
             // RFC 3207: all state is forgotten; the client must greet again.
+            let sent = session.messages;
             session = Session::new(shared.clone(), peer);
             session.tls = true;
+            session.messages = sent;
             buf.clear();
             if let Err(e) = session.serve(&mut tls, &mut buf).await {
                 tracing::debug!(peer = %peer, error = %e, "session ended");

@@ -90,11 +90,7 @@ impl Reply {
                 "5.3.4",
                 "Message size exceeds fixed maximum message size".into(),
             ),
-            HeaderTooBig { max } => (
-                552,
-                "5.3.4",
-                format!("Message header exceeds {max} octets"),
-            ),
+            HeaderTooBig { max } => (552, "5.3.4", format!("Message header exceeds {max} octets")),
             BareLineEnding => (
                 550,
                 "5.6.0",
@@ -113,7 +109,11 @@ impl Reply {
                 "Local error in processing; try again later".into(),
             ),
             Timeout { host } => (421, "4.4.2", format!("{host} Error: timeout exceeded")),
-            TooManyConnections => (421, "4.7.0", "Too many connections from your address".into()),
+            TooManyConnections => (
+                421,
+                "4.7.0",
+                "Too many connections from your address".into(),
+            ),
             TooManyMessages => (
                 421,
                 "4.7.0",
@@ -125,24 +125,8 @@ impl Reply {
                 format!("{host} Service shutting down, try again later"),
             ),
             NoValidRecipients => (554, "5.5.1", "No valid recipients".into()),
-            Utf8Required => (
-                553,
-                "5.6.7",
-                "Non-ASCII address requires SMTPUTF8".into(),
-            ),
+            Utf8Required => (553, "5.6.7", "Non-ASCII address requires SMTPUTF8".into()),
         }
-    }
-
-    /// Whether the server closes the connection after sending this reply.
-    pub fn closes(&self) -> bool {
-        matches!(
-            self,
-            Reply::Timeout { .. }
-                | Reply::TooManyConnections
-                | Reply::TooManyMessages
-                | Reply::ShuttingDown { .. }
-                | Reply::Bye
-        )
     }
 
     pub fn write(&self, out: &mut Vec<u8>) {
@@ -183,10 +167,7 @@ mod tests {
     #[test]
     fn format() {
         let mut v = Vec::new();
-        Reply::RelayDenied {
-            rcpt: "a@b".into(),
-        }
-        .write(&mut v);
+        Reply::RelayDenied { rcpt: "a@b".into() }.write(&mut v);
         assert_eq!(v, b"554 5.7.1 <a@b>: Relay access denied\r\n");
         let mut v = Vec::new();
         ehlo(&mut v, "h", "c", 10, true);

@@ -42,7 +42,8 @@ pub struct Session {
     state: State,
     helo: String,
     esmtp: bool,
-    messages: usize,
+    /// Messages accepted on this connection (kept across STARTTLS).
+    pub messages: usize,
     /// BDAT content of the current transaction, across chunks.
     bdat: Option<Assembler>,
     bdat_failed: bool,
@@ -273,7 +274,10 @@ impl Session {
             Request::Vrfy { .. } | Request::Expn { .. } => self.reply(Reply::Vrfy),
             Request::Help { .. } => self.reply(Reply::Help),
             Request::StartTls => {
-                if self.tls {
+                // RFC 3207: STARTTLS takes no parameters.
+                if !line.trim_ascii().eq_ignore_ascii_case(b"STARTTLS") {
+                    self.reply(Reply::SyntaxError("STARTTLS takes no parameters"));
+                } else if self.tls {
                     self.reply(Reply::AlreadyTls);
                 } else if self.shared.tls.is_none() {
                     self.reply(Reply::TlsUnavailable);
@@ -284,9 +288,10 @@ impl Session {
                     return Step::StartTls;
                 }
             }
-            Request::Auth { .. } | Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
-                self.reply(Reply::UnknownCommand)
-            }
+            Request::Auth { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => self.reply(Reply::UnknownCommand),
         }
         Step::Continue
     }
@@ -571,7 +576,9 @@ mod tests {
 
     #[test]
     fn routing_tricks_are_refused() {
-        assert!(source_routed(b"RCPT TO:<@a.example,@b.example:u@c.example>\r\n"));
+        assert!(source_routed(
+            b"RCPT TO:<@a.example,@b.example:u@c.example>\r\n"
+        ));
         assert!(!source_routed(b"RCPT TO:<u@c.example>\r\n"));
         assert_eq!(
             check_address("u%x@y.example", false, false),

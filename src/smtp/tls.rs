@@ -38,13 +38,15 @@ pub fn ensure_files(
     let dir = data_dir.join("tls");
     let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
     if !c.exists() || !k.exists() {
-        let fail = |e: String| TlsError::Setup(format!("generating a self-signed certificate: {e}"));
+        let fail =
+            |e: String| TlsError::Setup(format!("generating a self-signed certificate: {e}"));
         std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
         let names = vec![hostname.to_string(), "localhost".to_string()];
         let ck = rcgen::generate_simple_self_signed(names).map_err(|e| fail(e.to_string()))?;
         crate::fsutil::write_atomic(&k, ck.signing_key.serialize_pem().as_bytes())
             .map_err(|e| fail(e.to_string()))?;
-        crate::fsutil::write_atomic(&c, ck.cert.pem().as_bytes()).map_err(|e| fail(e.to_string()))?;
+        crate::fsutil::write_atomic(&c, ck.cert.pem().as_bytes())
+            .map_err(|e| fail(e.to_string()))?;
     }
     Ok(TlsFiles {
         cert: c,
