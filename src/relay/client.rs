@@ -59,7 +59,7 @@ pub struct Transaction<'a> {
 }
 
 /// A session-level failure: every recipient of the transaction gets this outcome.
-type Fail = Outcome;
+pub type Fail = Outcome;
 
 fn temp(e: impl std::fmt::Display) -> Fail {
     Outcome::Temporary(e.to_string())
@@ -148,204 +148,239 @@ fn caps(r: &Response) -> Caps {
     c
 }
 
-/// Delivers one message to one server. Returns one outcome per recipient, in order.
-pub async fn deliver(
-    addr: SocketAddr,
-    server_name: &str,
-    opts: &ClientOptions,
-    tx: &Transaction<'_>,
-    body: mpsc::Receiver<io::Result<Vec<u8>>>,
-) -> Vec<Outcome> {
-    match session(addr, server_name, opts, tx, body).await {
-        Ok(v) => v,
-        Err(f) => vec![f; tx.rcpts.len()],
-    }
+/// Anything the session can run over: plain TCP or TLS.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// An open, greeted (and where possible encrypted and authenticated) SMTP connection that can
+/// carry several transactions, one after another.
+pub struct Connection {
+    c: Conn<Box<dyn Stream>>,
+    caps: Caps,
+    pub transactions: u32,
 }
 
-async fn session(
-    addr: SocketAddr,
-    server_name: &str,
-    opts: &ClientOptions,
-    tx: &Transaction<'_>,
-    body: mpsc::Receiver<io::Result<Vec<u8>>>,
-) -> Result<Vec<Outcome>, Fail> {
-    let stream = tokio::time::timeout(opts.connect_timeout, TcpStream::connect(addr))
+impl Connection {
+    pub async fn open(
+        addr: SocketAddr,
+        server_name: &str,
+        opts: &ClientOptions,
+    ) -> Result<Connection, Fail> {
+        let stream = tokio::time::timeout(opts.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| temp(format!("connect to {addr} timed out")))?
+            .map_err(|e| temp(format!("connect to {addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let mut c = Conn {
+            io: stream,
+            buf: Vec::with_capacity(4096),
+            timeout: opts.command_timeout,
+        };
+        let greeting = c.read().await?;
+        if greeting.code != 220 {
+            return Err(Outcome::from_reply(&greeting));
+        }
+        let ehlo = format!("EHLO {}\r\n", opts.helo);
+        let mut r = c.command(&ehlo).await?;
+        if r.code >= 500 {
+            r = c.command(&format!("HELO {}\r\n", opts.helo)).await?;
+        }
+        if r.code != 250 {
+            return Err(Outcome::from_reply(&r));
+        }
+        let cp = caps(&r);
+        let plain = |c: Conn<TcpStream>, caps: Caps| Connection {
+            c: Conn {
+                io: Box::new(c.io) as Box<dyn Stream>,
+                buf: c.buf,
+                timeout: c.timeout,
+            },
+            caps,
+            transactions: 0,
+        };
+        if !cp.starttls {
+            if opts.require_tls {
+                let _ = c.command("QUIT\r\n").await;
+                return Err(temp(format!(
+                    "{server_name} does not offer STARTTLS, which is required"
+                )));
+            }
+            if opts.auth.is_some() {
+                let _ = c.command("QUIT\r\n").await;
+                return Err(temp("refusing to send credentials without TLS"));
+            }
+            return Ok(plain(c, cp));
+        }
+        let r = c.command("STARTTLS\r\n").await?;
+        if r.code != 220 {
+            if opts.require_tls || opts.auth.is_some() {
+                return Err(temp(format!("STARTTLS refused: {}", r.text())));
+            }
+            return Ok(plain(c, cp));
+        }
+        let config = if opts.require_tls {
+            opts.tls_verified.clone()
+        } else {
+            opts.tls_any.clone()
+        };
+        let name = ServerName::try_from(server_name.to_string())
+            .map_err(|_| temp(format!("'{server_name}' is not a valid TLS server name")))?;
+        let tls = tokio::time::timeout(
+            opts.command_timeout,
+            tokio_rustls::TlsConnector::from(config).connect(name, c.io),
+        )
         .await
-        .map_err(|_| temp(format!("connect to {addr} timed out")))?
-        .map_err(|e| temp(format!("connect to {addr}: {e}")))?;
-    let _ = stream.set_nodelay(true);
-    let mut c = Conn {
-        io: stream,
-        buf: Vec::with_capacity(4096),
-        timeout: opts.command_timeout,
-    };
-    let greeting = c.read().await?;
-    if greeting.code != 220 {
-        return Err(Outcome::from_reply(&greeting));
-    }
-    let ehlo = format!("EHLO {}\r\n", opts.helo);
-    let mut r = c.command(&ehlo).await?;
-    if r.code >= 500 {
-        r = c.command(&format!("HELO {}\r\n", opts.helo)).await?;
-    }
-    if r.code != 250 {
-        return Err(Outcome::from_reply(&r));
-    }
-    let cp = caps(&r);
-    if !cp.starttls {
-        if opts.require_tls {
-            let _ = c.command("QUIT\r\n").await;
-            return Err(temp(format!(
-                "{server_name} does not offer STARTTLS, which is required"
-            )));
+        .map_err(|_| temp("TLS handshake timed out"))?
+        .map_err(|e| temp(format!("TLS handshake with {server_name}: {e}")))?;
+        let mut c = Conn {
+            io: Box::new(tls) as Box<dyn Stream>,
+            buf: Vec::with_capacity(4096),
+            timeout: opts.command_timeout,
+        };
+        let r = c.command(&ehlo).await?;
+        if r.code != 250 {
+            return Err(Outcome::from_reply(&r));
         }
-        if opts.auth.is_some() {
-            let _ = c.command("QUIT\r\n").await;
-            return Err(temp("refusing to send credentials without TLS"));
-        }
-        return transaction(c, opts, tx, cp, body).await;
-    }
-    let r = c.command("STARTTLS\r\n").await?;
-    if r.code != 220 {
-        if opts.require_tls || opts.auth.is_some() {
-            return Err(temp(format!("STARTTLS refused: {}", r.text())));
-        }
-        return transaction(c, opts, tx, cp, body).await;
-    }
-    let config = if opts.require_tls {
-        opts.tls_verified.clone()
-    } else {
-        opts.tls_any.clone()
-    };
-    let name = ServerName::try_from(server_name.to_string())
-        .map_err(|_| temp(format!("'{server_name}' is not a valid TLS server name")))?;
-    let tls = tokio::time::timeout(
-        opts.command_timeout,
-        tokio_rustls::TlsConnector::from(config).connect(name, c.io),
-    )
-    .await
-    .map_err(|_| temp("TLS handshake timed out"))?
-    .map_err(|e| temp(format!("TLS handshake with {server_name}: {e}")))?;
-    let mut c = Conn {
-        io: tls,
-        buf: Vec::with_capacity(4096),
-        timeout: opts.command_timeout,
-    };
-    let r = c.command(&ehlo).await?;
-    if r.code != 250 {
-        return Err(Outcome::from_reply(&r));
-    }
-    let cp = caps(&r);
-    if let Some((user, pass)) = &opts.auth {
-        if !cp.auth_plain {
-            return Err(temp(format!("{server_name} does not offer AUTH PLAIN")));
-        }
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"));
-        let r = c.command(&format!("AUTH PLAIN {token}\r\n")).await?;
-        if r.code != 235 {
-            // A wrong password is the admin's to fix; retrying keeps the mail queued meanwhile.
-            return Err(temp(format!("authentication failed: {}", r.text())));
-        }
-    }
-    transaction(c, opts, tx, cp, body).await
-}
-
-async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
-    mut c: Conn<S>,
-    _opts: &ClientOptions,
-    tx: &Transaction<'_>,
-    cp: Caps,
-    mut body: mpsc::Receiver<io::Result<Vec<u8>>>,
-) -> Result<Vec<Outcome>, Fail> {
-    if tx.smtputf8 && !cp.smtputf8 {
-        let _ = c.command("QUIT\r\n").await;
-        return Err(Outcome::Permanent(
-            "553 5.6.7 the next hop does not support SMTPUTF8, which this message needs".into(),
-        ));
-    }
-    let mut mail = format!("MAIL FROM:<{}>", tx.from);
-    if cp.size {
-        mail.push_str(&format!(" SIZE={}", tx.size));
-    }
-    if tx.body_8bit && cp.eightbit {
-        mail.push_str(" BODY=8BITMIME");
-    }
-    if tx.smtputf8 {
-        mail.push_str(" SMTPUTF8");
-    }
-    mail.push_str("\r\n");
-    let mut outcomes = Vec::with_capacity(tx.rcpts.len());
-    let mail_reply;
-    if cp.pipelining {
-        let mut batch = mail.into_bytes();
-        for r in &tx.rcpts {
-            batch.extend_from_slice(format!("RCPT TO:<{r}>\r\n").as_bytes());
-        }
-        batch.extend_from_slice(b"DATA\r\n");
-        c.send(&batch).await?;
-        mail_reply = c.read().await?;
-        for _ in &tx.rcpts {
-            outcomes.push(Outcome::from_reply(&c.read().await?));
-        }
-    } else {
-        mail_reply = c.command(&mail).await?;
-        if mail_reply.code == 250 {
-            for r in &tx.rcpts {
-                outcomes.push(Outcome::from_reply(
-                    &c.command(&format!("RCPT TO:<{r}>\r\n")).await?,
-                ));
+        let cp = caps(&r);
+        if let Some((user, pass)) = &opts.auth {
+            if !cp.auth_plain {
+                return Err(temp(format!("{server_name} does not offer AUTH PLAIN")));
+            }
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"));
+            let r = c.command(&format!("AUTH PLAIN {token}\r\n")).await?;
+            if r.code != 235 {
+                // A wrong password is the admin's to fix; retrying keeps the mail queued meanwhile.
+                return Err(temp(format!("authentication failed: {}", r.text())));
             }
         }
-    }
-    if mail_reply.code != 250 {
-        if cp.pipelining {
-            let _ = c.read().await; // the DATA reply
-        }
-        let _ = c.command("QUIT\r\n").await;
-        return Err(Outcome::from_reply(&mail_reply));
-    }
-    let accepted = outcomes
-        .iter()
-        .filter(|o| matches!(o, Outcome::Delivered(_)))
-        .count();
-    let data_reply = if cp.pipelining {
-        c.read().await?
-    } else if accepted > 0 {
-        c.command("DATA\r\n").await?
-    } else {
-        Response {
-            code: 554,
-            lines: vec![],
-        }
-    };
-    if accepted == 0 || data_reply.code != 354 {
-        let _ = c.command("QUIT\r\n").await;
-        if accepted > 0 {
-            return Err(Outcome::from_reply(&data_reply));
-        }
-        return Ok(outcomes);
-    }
-    let mut stuffer = DotStuffer::default();
-    let mut out = Vec::with_capacity(70 * 1024);
-    while let Some(chunk) = body.recv().await {
-        let chunk = chunk.map_err(|e| temp(format!("reading queued message: {e}")))?;
-        out.clear();
-        stuffer.push(&chunk, &mut out);
-        c.send(&out).await?;
-    }
-    out.clear();
-    stuffer.finish(&mut out);
-    c.send(&out).await?;
-    let end = c.read().await?;
-    let _ = c.command("QUIT\r\n").await;
-    let result = Outcome::from_reply(&end);
-    Ok(outcomes
-        .into_iter()
-        .map(|o| match o {
-            Outcome::Delivered(_) => result.clone(),
-            other => other,
+        Ok(Connection {
+            c,
+            caps: cp,
+            transactions: 0,
         })
-        .collect())
+    }
+
+    /// Ends the session politely.
+    pub async fn quit(mut self) {
+        let _ = self.c.command("QUIT\r\n").await;
+    }
+
+    /// Runs one mail transaction. Ok: one outcome per recipient and the connection is ready for
+    /// the next transaction. Err: the connection is unusable; the error applies to every recipient.
+    pub async fn send(
+        &mut self,
+        tx: &Transaction<'_>,
+        mut body: mpsc::Receiver<io::Result<Vec<u8>>>,
+    ) -> Result<Vec<Outcome>, Fail> {
+        self.transactions += 1;
+        let c = &mut self.c;
+        let cp = &self.caps;
+        if tx.smtputf8 && !cp.smtputf8 {
+            return Ok(vec![
+                Outcome::Permanent(
+                    "553 5.6.7 the next hop does not support SMTPUTF8, which this message needs"
+                        .into(),
+                );
+                tx.rcpts.len()
+            ]);
+        }
+        let mut mail = format!("MAIL FROM:<{}>", tx.from);
+        if cp.size {
+            mail.push_str(&format!(" SIZE={}", tx.size));
+        }
+        if tx.body_8bit && cp.eightbit {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        if tx.smtputf8 {
+            mail.push_str(" SMTPUTF8");
+        }
+        mail.push_str("\r\n");
+        let mut outcomes = Vec::with_capacity(tx.rcpts.len());
+        let mail_reply;
+        if cp.pipelining {
+            let mut batch = mail.into_bytes();
+            for r in &tx.rcpts {
+                batch.extend_from_slice(format!("RCPT TO:<{r}>\r\n").as_bytes());
+            }
+            batch.extend_from_slice(b"DATA\r\n");
+            c.send(&batch).await?;
+            mail_reply = c.read().await?;
+            for _ in &tx.rcpts {
+                outcomes.push(Outcome::from_reply(&c.read().await?));
+            }
+        } else {
+            mail_reply = c.command(&mail).await?;
+            if mail_reply.code == 250 {
+                for r in &tx.rcpts {
+                    outcomes.push(Outcome::from_reply(
+                        &c.command(&format!("RCPT TO:<{r}>\r\n")).await?,
+                    ));
+                }
+            }
+        }
+        if mail_reply.code != 250 {
+            if cp.pipelining {
+                let _ = c.read().await?; // the DATA reply
+            }
+            let r = c.command("RSET\r\n").await?;
+            if r.code != 250 {
+                return Err(temp(format!("RSET refused: {}", r.text())));
+            }
+            return Ok(vec![Outcome::from_reply(&mail_reply); tx.rcpts.len()]);
+        }
+        let accepted = outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Delivered(_)))
+            .count();
+        let data_reply = if cp.pipelining {
+            c.read().await?
+        } else if accepted > 0 {
+            c.command("DATA\r\n").await?
+        } else {
+            Response {
+                code: 554,
+                lines: vec![],
+            }
+        };
+        if accepted == 0 || data_reply.code != 354 {
+            let r = c.command("RSET\r\n").await?;
+            if r.code != 250 {
+                return Err(temp(format!("RSET refused: {}", r.text())));
+            }
+            if accepted > 0 {
+                let o = Outcome::from_reply(&data_reply);
+                return Ok(outcomes
+                    .into_iter()
+                    .map(|x| match x {
+                        Outcome::Delivered(_) => o.clone(),
+                        other => other,
+                    })
+                    .collect());
+            }
+            return Ok(outcomes);
+        }
+        let mut stuffer = DotStuffer::default();
+        let mut out = Vec::with_capacity(70 * 1024);
+        while let Some(chunk) = body.recv().await {
+            let chunk = chunk.map_err(|e| temp(format!("reading queued message: {e}")))?;
+            out.clear();
+            stuffer.push(&chunk, &mut out);
+            c.send(&out).await?;
+        }
+        out.clear();
+        stuffer.finish(&mut out);
+        c.send(&out).await?;
+        let end = c.read().await?;
+        let result = Outcome::from_reply(&end);
+        Ok(outcomes
+            .into_iter()
+            .map(|o| match o {
+                Outcome::Delivered(_) => result.clone(),
+                other => other,
+            })
+            .collect())
+    }
 }
 
 /// Dot-stuffs a CRLF message across chunk boundaries and terminates it.

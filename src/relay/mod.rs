@@ -8,13 +8,14 @@ pub mod tlsconf;
 
 use crate::config::{Config, NextHop};
 use crate::queue::{DeliveryState, Envelope, QueueStore, RcptStatus, StoreError, now};
-use client::{ClientOptions, Outcome, Transaction};
+use client::{ClientOptions, Connection, Outcome, Transaction};
 use hickory_resolver::TokioResolver;
 use route::Lookup;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 pub fn now_ms() -> i64 {
@@ -41,7 +42,14 @@ pub struct Relay {
     wake: Notify,
     sem: Arc<Semaphore>,
     hostname: String,
+    /// Idle connections to next hops, reused for the following messages.
+    pool: Mutex<HashMap<SocketAddr, Vec<(Instant, Connection)>>>,
 }
+
+/// How long an idle connection is kept, and how many messages one carries at most.
+const POOL_IDLE: Duration = Duration::from_secs(5);
+const POOL_MAX_TRANSACTIONS: u32 = 100;
+const POOL_MAX_IDLE_PER_HOST: usize = 16;
 
 impl Relay {
     pub fn new(
@@ -82,6 +90,7 @@ impl Relay {
             wake: Notify::new(),
             sem: Arc::new(Semaphore::new(r.concurrency)),
             hostname: cfg.smtp.hostname.clone(),
+            pool: Mutex::new(HashMap::new()),
             cfg,
         })
     }
@@ -382,8 +391,7 @@ impl Relay {
                     body_8bit: env.body_8bit,
                     smtputf8: env.smtputf8,
                 };
-                let body = self.body(id);
-                let outcomes = client::deliver(*addr, &host.name, &self.client, &tx, body).await;
+                let outcomes = self.transact(*addr, &host.name, id, &tx).await;
                 let all_temp = outcomes.iter().all(|o| matches!(o, Outcome::Temporary(_)));
                 last = idx
                     .iter()
@@ -396,6 +404,62 @@ impl Relay {
             }
         }
         last
+    }
+
+    fn take_pooled(&self, addr: SocketAddr) -> Option<Connection> {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = pool.get_mut(&addr)?;
+        while let Some((since, conn)) = idle.pop() {
+            if since.elapsed() < POOL_IDLE {
+                return Some(conn);
+            }
+            tokio::spawn(conn.quit());
+        }
+        None
+    }
+
+    fn put_pooled(&self, addr: SocketAddr, conn: Connection) {
+        if conn.transactions >= POOL_MAX_TRANSACTIONS {
+            tokio::spawn(conn.quit());
+            return;
+        }
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = pool.entry(addr).or_default();
+        if idle.len() < POOL_MAX_IDLE_PER_HOST {
+            idle.push((Instant::now(), conn));
+        } else {
+            tokio::spawn(conn.quit());
+        }
+    }
+
+    /// One transaction to one address, on a pooled connection when there is one. A pooled
+    /// connection that turns out dead (the server closed it while idle) is replaced once.
+    async fn transact(
+        &self,
+        addr: SocketAddr,
+        name: &str,
+        id: &str,
+        tx: &Transaction<'_>,
+    ) -> Vec<Outcome> {
+        let mut pooled = self.take_pooled(addr);
+        loop {
+            let reused = pooled.is_some();
+            let mut conn = match pooled.take() {
+                Some(c) => c,
+                None => match Connection::open(addr, name, &self.client).await {
+                    Ok(c) => c,
+                    Err(f) => return vec![f; tx.rcpts.len()],
+                },
+            };
+            match conn.send(tx, self.body(id)).await {
+                Ok(outcomes) => {
+                    self.put_pooled(addr, conn);
+                    return outcomes;
+                }
+                Err(_) if reused => continue,
+                Err(f) => return vec![f; tx.rcpts.len()],
+            }
+        }
     }
 
     /// The message bytes, read and decrypted on a blocking thread, in bounded chunks.
