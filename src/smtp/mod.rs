@@ -32,8 +32,14 @@ pub struct Shared {
     /// Ids of newly queued messages, for the relay.
     pub queued: mpsc::UnboundedSender<String>,
     pub shutdown: watch::Receiver<bool>,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-    total: Mutex<usize>,
+    /// Open connections: per client IP and in total, under one lock.
+    conns: Mutex<Conns>,
+}
+
+#[derive(Default)]
+struct Conns {
+    per_ip: HashMap<IpAddr, usize>,
+    total: usize,
 }
 
 impl Shared {
@@ -64,8 +70,7 @@ impl Shared {
             limits,
             queued,
             shutdown,
-            per_ip: Mutex::new(HashMap::new()),
-            total: Mutex::new(0),
+            conns: Mutex::new(Conns::default()),
         }
     }
 }
@@ -78,29 +83,29 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut m = self.shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = m.get_mut(&self.ip) {
+        let mut c = self.shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = c.per_ip.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
-                m.remove(&self.ip);
+                c.per_ip.remove(&self.ip);
             }
         }
-        *self.shared.total.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        c.total -= 1;
     }
 }
 
 fn take_slot(shared: &Arc<Shared>, ip: IpAddr) -> Result<Slot, ()> {
-    let mut total = shared.total.lock().unwrap_or_else(|e| e.into_inner());
-    let mut m = shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-    let n = m.entry(ip).or_insert(0);
-    if *n >= shared.cfg.smtp.max_connections_per_ip || *total >= shared.cfg.smtp.max_connections {
+    let mut c = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+    let c = &mut *c;
+    let n = c.per_ip.entry(ip).or_insert(0);
+    if *n >= shared.cfg.smtp.max_connections_per_ip || c.total >= shared.cfg.smtp.max_connections {
         if *n == 0 {
-            m.remove(&ip);
+            c.per_ip.remove(&ip);
         }
         return Err(());
     }
     *n += 1;
-    *total += 1;
+    c.total += 1;
     Ok(Slot {
         shared: shared.clone(),
         ip,
