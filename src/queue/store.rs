@@ -1,15 +1,18 @@
-//! The on-disk queue: one sealed file per message (envelope + bytes) and one sealed state file.
-//!
-//! A message is written to `spool/` while it arrives, then fsynced and renamed into `queue/`
-//! and the directory fsynced (group-committed across sessions) before the client hears 250.
+//! The on-disk queue. A message is sealed (envelope + bytes) as it arrives; small ones are
+//! appended to a segment file, large ones spill to `spool/` and are renamed into `queue/`.
+//! Either way the client hears 250 only after the committer's sync. Messages that wait for a
+//! retry move to a file of their own, next to a sealed delivery-state file.
 
+use super::commit::{self, IncomingWriter, Job, Spill, SpillWriter};
 use super::envelope::{DeliveryState, Envelope, valid_id};
+use super::segments::Segments;
 use crate::seal::{SealReader, SealWriter, SharedKeys};
-use std::fs::{File, OpenOptions};
+use std::collections::HashSet;
+use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -31,7 +34,8 @@ struct Inner {
     queue: PathBuf,
     spool: PathBuf,
     keys: SharedKeys,
-    dirsync: DirSync,
+    segments: Arc<Segments>,
+    committer: std::sync::mpsc::Sender<Job>,
 }
 
 pub type MessageReader = Box<dyn Read + Send>;
@@ -61,9 +65,19 @@ impl QueueStore {
                 let _ = std::fs::remove_file(p);
             }
         }
+        let file_ids: HashSet<String> = std::fs::read_dir(&queue)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".msg").map(str::to_string)
+            })
+            .collect();
+        let segments = Arc::new(Segments::open(&queue, &file_ids)?);
+        let committer = commit::start(queue.clone(), segments.clone())?;
         Ok(QueueStore {
             inner: Arc::new(Inner {
-                dirsync: DirSync::new(queue.clone()),
+                segments,
+                committer,
                 queue,
                 spool,
                 keys,
@@ -85,24 +99,19 @@ impl QueueStore {
 
     /// Starts writing a message: the envelope first, then the bytes through `Incoming::write`.
     pub fn begin(&self, env: &Envelope) -> io::Result<Incoming> {
-        let tmp = self.inner.spool.join(format!("{}.tmp", env.id));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        let mut incoming = Incoming {
-            id: env.id.clone(),
-            tmp,
-            writer: None,
-            bytes: 0,
+        let spill = SpillWriter {
+            spill: Spill::Mem(Vec::with_capacity(16 * 1024)),
+            path: self.inner.spool.join(format!("{}.tmp", env.id)),
         };
-        let mut w = SealWriter::new(&self.inner.keys, file)?;
+        let mut w = SealWriter::new(&self.inner.keys, spill)?;
         let json = serde_json::to_vec(env).map_err(io::Error::other)?;
         w.write_all(&(json.len() as u32).to_be_bytes())?;
         w.write_all(&json)?;
-        incoming.writer = Some(w);
-        Ok(incoming)
+        Ok(Incoming {
+            id: env.id.clone(),
+            writer: Some(w),
+            bytes: 0,
+        })
     }
 
     /// Makes the message durable; only after this returns Ok may the client hear 250.
@@ -111,26 +120,28 @@ impl QueueStore {
             .writer
             .take()
             .ok_or_else(|| io::Error::other("already failed"))?;
-        let dest = self.msg_path(&incoming.id);
-        let tmp = incoming.tmp.clone();
-        let store = self.clone();
-        let res = tokio::task::spawn_blocking(move || -> io::Result<()> {
-            let file = writer.finish()?;
-            file.sync_data()?;
-            drop(file);
-            std::fs::rename(&tmp, &dest)?;
-            store.inner.dirsync.sync()
-        })
-        .await
-        .map_err(io::Error::other)?;
-        match res {
-            Ok(()) => Ok(incoming.id.clone()),
-            Err(e) => {
-                // Never leave a half-committed message behind a failure reply.
-                let _ = std::fs::remove_file(self.msg_path(&incoming.id));
-                Err(e)
-            }
-        }
+        let mut spill = writer.finish()?;
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let job = match std::mem::replace(&mut spill.spill, Spill::Mem(Vec::new())) {
+            Spill::Mem(bytes) => Job::Append {
+                id: incoming.id.clone(),
+                bytes,
+                done,
+            },
+            Spill::File { file, path } => Job::File {
+                file,
+                tmp: path,
+                dest: self.msg_path(&incoming.id),
+                done,
+            },
+        };
+        self.inner
+            .committer
+            .send(job)
+            .map_err(|_| io::Error::other("queue committer stopped"))?;
+        wait.await
+            .map_err(|_| io::Error::other("queue committer stopped"))??;
+        Ok(incoming.id.clone())
     }
 
     /// Stores a message sluis made itself (a DSN), durably.
@@ -145,16 +156,13 @@ impl QueueStore {
         if !valid_id(id) {
             return Err(StoreError::NotFound(id.into()));
         }
-        let f = match File::open(self.msg_path(id)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound(id.into()));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let raw = self.raw(id)?;
         let damaged = |e: String| StoreError::Damaged(id.into(), e);
-        let mut r = SealReader::new(&self.inner.keys, io::BufReader::with_capacity(128 << 10, f))
-            .map_err(|e| damaged(e.to_string()))?;
+        let mut r = SealReader::new(
+            &self.inner.keys,
+            io::BufReader::with_capacity(128 << 10, raw),
+        )
+        .map_err(|e| damaged(e.to_string()))?;
         let mut len = [0u8; 4];
         r.read_exact(&mut len).map_err(|e| damaged(e.to_string()))?;
         let len = u32::from_be_bytes(len) as usize;
@@ -166,6 +174,33 @@ impl QueueStore {
             .map_err(|e| damaged(e.to_string()))?;
         let env: Envelope = serde_json::from_slice(&json).map_err(|e| damaged(e.to_string()))?;
         Ok((env, Box::new(r)))
+    }
+
+    /// The sealed bytes of a message, wherever they are kept.
+    fn raw(&self, id: &str) -> Result<Box<dyn Read + Send>, StoreError> {
+        if let Some(loc) = self.inner.segments.get(id) {
+            return Ok(Box::new(self.inner.segments.reader(loc)?));
+        }
+        match File::open(self.msg_path(id)) {
+            Ok(f) => Ok(Box::new(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::NotFound(id.into())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Moves a message out of its segment into a file of its own (before it waits for a
+    /// retry), so that segments empty quickly and can be deleted.
+    pub fn detach(&self, id: &str) -> Result<(), StoreError> {
+        if self.inner.segments.get(id).is_none() {
+            return Ok(());
+        }
+        let mut raw = self.raw(id)?;
+        let mut bytes = Vec::new();
+        raw.read_to_end(&mut bytes)?;
+        crate::fsutil::write_atomic(&self.msg_path(id), &bytes)?;
+        // A crash before this line leaves both copies; the file wins at the next start.
+        self.inner.segments.remove(id)?;
+        Ok(())
     }
 
     pub fn read_envelope(&self, id: &str) -> Result<Envelope, StoreError> {
@@ -193,6 +228,11 @@ impl QueueStore {
 
     /// Drops a message: the message file first, so a crash leaves at worst a stray state file.
     pub fn remove(&self, id: &str) -> io::Result<()> {
+        if self.inner.segments.remove(id)? {
+            // Only a message that waited for a retry has a state file, and that one was
+            // detached from its segment first.
+            return Ok(());
+        }
         match std::fs::remove_file(self.msg_path(id)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -206,7 +246,7 @@ impl QueueStore {
     }
 
     pub fn exists(&self, id: &str) -> bool {
-        valid_id(id) && self.msg_path(id).exists()
+        valid_id(id) && (self.inner.segments.get(id).is_some() || self.msg_path(id).exists())
     }
 
     /// Ids of all queued messages, oldest first; stray state files are cleaned up.
@@ -223,7 +263,9 @@ impl QueueStore {
             }
         }
         ids.retain(|id| valid_id(id));
+        ids.extend(self.inner.segments.ids());
         ids.sort();
+        ids.dedup();
         for s in states {
             if ids.binary_search(&s).is_err() {
                 let _ = std::fs::remove_file(self.state_path(&s));
@@ -233,17 +275,19 @@ impl QueueStore {
     }
 
     pub fn stored_size(&self, id: &str) -> u64 {
+        if let Some(loc) = self.inner.segments.get(id) {
+            return loc.len;
+        }
         std::fs::metadata(self.msg_path(id))
             .map(|m| m.len())
             .unwrap_or(0)
     }
 }
 
-/// A message being received. Dropped without commit, its temp file goes away.
+/// A message being received. Dropped without commit, it leaves nothing behind.
 pub struct Incoming {
     pub id: String,
-    tmp: PathBuf,
-    writer: Option<SealWriter<File>>,
+    writer: Option<IncomingWriter>,
     bytes: u64,
 }
 
@@ -266,59 +310,88 @@ impl Incoming {
     }
 }
 
-impl Drop for Incoming {
-    fn drop(&mut self) {
-        // After a successful commit the temp name no longer exists, so this is harmless.
-        let _ = std::fs::remove_file(&self.tmp);
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{Recipient, new_id};
+    use std::io::Read as _;
 
-/// One directory fsync covers every rename made before it started: concurrent commits share it.
-struct DirSync {
-    dir: PathBuf,
-    state: Mutex<SyncState>,
-    cv: Condvar,
-}
-
-#[derive(Default)]
-struct SyncState {
-    requested: u64,
-    completed: u64,
-    running: bool,
-}
-
-impl DirSync {
-    fn new(dir: PathBuf) -> Self {
-        DirSync {
-            dir,
-            state: Mutex::new(SyncState::default()),
-            cv: Condvar::new(),
+    fn env() -> Envelope {
+        Envelope {
+            id: new_id(),
+            mail_from: "a@example.org".into(),
+            recipients: vec![Recipient {
+                address: "b@example.net".into(),
+                orcpt: None,
+                notify: 0,
+            }],
+            received_at: 0,
+            client_ip: "127.0.0.1".into(),
+            helo: "h".into(),
+            tls: false,
+            body_8bit: false,
+            smtputf8: false,
+            env_id: None,
+            ret_headers_only: false,
+            message_id: None,
+            already_processed: false,
+            internal: false,
         }
     }
 
-    fn sync(&self) -> io::Result<()> {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.requested += 1;
-        let mine = s.requested;
-        loop {
-            if s.completed >= mine {
-                return Ok(());
-            }
-            if !s.running {
-                s.running = true;
-                let target = s.requested;
-                drop(s);
-                let res = File::open(&self.dir).and_then(|d| d.sync_all());
-                s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                s.running = false;
-                if res.is_ok() {
-                    s.completed = s.completed.max(target);
-                }
-                self.cv.notify_all();
-                res?;
-                continue;
-            }
-            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+    fn body(store: &QueueStore, id: &str) -> Vec<u8> {
+        let (_, mut r) = store.open_message(id).unwrap();
+        let mut v = Vec::new();
+        r.read_to_end(&mut v).unwrap();
+        v
+    }
+
+    fn segment_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir.join("queue"))
+            .unwrap()
+            .filter(|e| {
+                let n = e.as_ref().unwrap().file_name();
+                n.to_str().unwrap().ends_with(".log")
+            })
+            .count()
+    }
+
+    #[tokio::test]
+    async fn segments_and_files_survive_reopen_and_empty_segments_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Arc::new(crate::seal::Keyring::for_tests());
+        let store = QueueStore::open(dir.path(), keys.clone()).unwrap();
+        let mut ids = Vec::new();
+        // Small ones go to segments; the 3 MiB one spills to a file of its own.
+        for size in [0usize, 10, 5000, 3 << 20, 70_000] {
+            let e = env();
+            let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let id = store.enqueue_bytes(&e, &data).await.unwrap();
+            assert_eq!(body(&store, &id), data);
+            ids.push((id, data));
         }
+        assert_eq!(segment_files(dir.path()), 1);
+        assert!(store.msg_path(&ids[3].0).exists(), "large message has its own file");
+        store.detach(&ids[1].0).unwrap();
+        assert!(store.msg_path(&ids[1].0).exists());
+        store.remove(&ids[0].0).unwrap();
+        drop(store);
+
+        let store = QueueStore::open(dir.path(), keys.clone()).unwrap();
+        let mut listed = store.list_ids().unwrap();
+        listed.sort();
+        let mut want: Vec<String> = ids[1..].iter().map(|(i, _)| i.clone()).collect();
+        want.sort();
+        assert_eq!(listed, want);
+        for (id, data) in &ids[1..] {
+            assert_eq!(&body(&store, id), data, "{id} after reopen");
+        }
+        for (id, _) in &ids[1..] {
+            store.remove(id).unwrap();
+        }
+        assert!(store.list_ids().unwrap().is_empty());
+        drop(store);
+        QueueStore::open(dir.path(), keys).unwrap();
+        assert_eq!(segment_files(dir.path()), 0, "an empty old segment is deleted");
     }
 }

@@ -50,6 +50,8 @@ pub struct Relay {
 const POOL_IDLE: Duration = Duration::from_secs(5);
 const POOL_MAX_TRANSACTIONS: u32 = 100;
 const POOL_MAX_IDLE_PER_HOST: usize = 16;
+/// Messages up to this size are read without a blocking thread.
+const INLINE_BODY: u64 = 256 * 1024;
 
 impl Relay {
     pub fn new(
@@ -281,6 +283,9 @@ impl Relay {
         let sched = &self.cfg.relay.retry_schedule;
         let step = sched[(st.attempts as usize - 1).min(sched.len() - 1)].get();
         st.next_attempt = now_ms() + step.as_millis() as i64;
+        if let Err(e) = self.store.detach(id) {
+            tracing::error!(id, error = %e, "cannot move deferred message to its own file");
+        }
         if let Err(e) = self.store.write_state(id, &st) {
             tracing::error!(id, error = %e, "cannot write delivery state");
         }
@@ -465,6 +470,19 @@ impl Relay {
     /// The message bytes, read and decrypted on a blocking thread, in bounded chunks.
     fn body(&self, id: &str) -> mpsc::Receiver<io::Result<Vec<u8>>> {
         let (tx, rx) = mpsc::channel(4);
+        // Small messages are read right here: cheaper than a hand-off to a blocking thread.
+        if self.store.stored_size(id) <= INLINE_BODY {
+            let r = self
+                .store
+                .open_message(id)
+                .map_err(|e| io::Error::other(e.to_string()))
+                .and_then(|(_, mut m)| {
+                    let mut v = Vec::with_capacity(INLINE_BODY as usize);
+                    m.read_to_end(&mut v).map(|_| v)
+                });
+            let _ = tx.try_send(r);
+            return rx;
+        }
         let store = self.store.clone();
         let id = id.to_string();
         tokio::task::spawn_blocking(move || {
