@@ -34,6 +34,25 @@ pub struct Config {
     pub relay: RelayConfig,
     pub storage: StorageConfig,
     pub organisation: OrganisationConfig,
+    pub policy: PolicyConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Folder with the policy files (`*.toml`) and word lists.
+    pub dir: PathBuf,
+    /// Messages inspected at the same time (inspection is CPU-bound).
+    pub inspect_concurrency: usize,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            dir: PathBuf::from("./policies"),
+            inspect_concurrency: 2,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -3,8 +3,14 @@
 
 pub mod config;
 pub mod control;
+pub mod explain;
 pub mod fsutil;
+pub mod headers;
+pub mod inspect;
 pub mod marker;
+pub mod notice;
+pub mod pipeline;
+pub mod policy;
 pub mod queue;
 pub mod relay;
 pub mod seal;

@@ -24,6 +24,19 @@ enum Cmd {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Show what the policy finds in a message and decides, without sending anything.
+    Explain {
+        /// The message (RFC 5322, as it would arrive over SMTP).
+        message: PathBuf,
+        /// Envelope sender (default: the From header).
+        #[arg(long)]
+        from: Option<String>,
+        /// Envelope recipients (default: the To and Cc headers).
+        #[arg(long = "to")]
+        to: Vec<String>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Inspect and steer the outbound queue.
     Queue {
         #[command(subcommand)]
@@ -79,12 +92,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Check { config } => {
-            load(&config)?;
+            let (cfg, _) = load(&config)?;
+            let policy = sluis::policy::Policy::load(&cfg.policy.dir)?;
+            println!(
+                "policies OK: {} ({} files, {} detectors, {} rules)",
+                cfg.policy.dir.display(),
+                policy.files.len(),
+                policy.detectors.len(),
+                policy.rules.len()
+            );
             let name = config
                 .as_ref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "embedded default".into());
             println!("config OK: {name}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Explain {
+            message,
+            from,
+            to,
+            config,
+        } => {
+            let (cfg, _) = load(&config)?;
+            sluis::explain::run(&cfg, &message, from, to)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Queue { cmd, config } => {

@@ -2,6 +2,9 @@
 
 use crate::config::{Config, NextHop, Resolved};
 use crate::marker::Marker;
+use crate::pipeline::Pipeline;
+use crate::policy::Policy;
+use crate::policy::watch::PolicyHandle;
 use crate::queue::QueueStore;
 use crate::relay::Relay;
 use crate::seal::Keyring;
@@ -55,10 +58,23 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
         .with_context(|| format!("binding SMTP listener {}", cfg.smtp.listen))?;
     let addr = listener.local_addr()?;
 
+    let policy = Policy::load(&cfg.policy.dir)?;
+    let policy_rules = policy.rules.len();
+    let policy = PolicyHandle::new(&cfg.policy.dir, policy);
+    if let Err(e) = policy.watch() {
+        tracing::warn!(error = %e, "cannot watch the policy folder; changes need a restart");
+    }
+    let pipeline = Arc::new(Pipeline {
+        policy,
+        internal_domains: cfg.organisation.internal_domains.clone(),
+        limits: crate::inspect::Limits::default(),
+    });
+
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (queued_tx, queued_rx) = mpsc::unbounded_channel();
-    let relay =
-        Arc::new(Relay::new(store.clone(), cfg.clone(), &resolved).map_err(anyhow::Error::msg)?);
+    let relay = Arc::new(
+        Relay::new(store.clone(), cfg.clone(), &resolved, pipeline).map_err(anyhow::Error::msg)?,
+    );
     let relay_task = tokio::spawn(relay.clone().run(queued_rx, shutdown_rx.clone()));
     let control_dir = cfg.storage.data_dir.clone();
     let control_relay = relay.clone();
@@ -89,6 +105,12 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
         addr,
         &tls_files.cert,
         tls_files.generated,
+    );
+    println!(
+        "  policies: {} ({policy_rules} rules, reloaded on change)",
+        std::fs::canonicalize(&cfg.policy.dir)
+            .unwrap_or_else(|_| cfg.policy.dir.clone())
+            .display()
     );
     println!("smtp listening on {addr}");
     println!("ready");

@@ -65,7 +65,7 @@ impl RcptStatus {
 }
 
 /// Delivery progress, rewritten (sealed, atomically) after each attempt.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeliveryState {
     pub status: Vec<RcptStatus>,
     pub attempts: u32,
@@ -76,6 +76,15 @@ pub struct DeliveryState {
     /// The sender has been told about the failures already recorded.
     #[serde(default)]
     pub bounced: bool,
+    /// What the policy decided, once the message has been examined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<crate::policy::decide::Decision>,
+    /// The sender's notice (policy action `notify`) has been queued.
+    #[serde(default)]
+    pub noticed: bool,
+    /// When tags or control headers must come out: the decoded subject they are in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip: Option<String>,
 }
 
 impl DeliveryState {
@@ -86,6 +95,9 @@ impl DeliveryState {
             next_attempt: now,
             last_error: None,
             bounced: false,
+            decision: None,
+            noticed: false,
+            strip: None,
         }
     }
 

@@ -314,7 +314,6 @@ impl Incoming {
 mod tests {
     use super::*;
     use crate::queue::{Recipient, new_id};
-    use std::io::Read as _;
 
     fn env() -> Envelope {
         Envelope {
@@ -371,7 +370,10 @@ mod tests {
             ids.push((id, data));
         }
         assert_eq!(segment_files(dir.path()), 1);
-        assert!(store.msg_path(&ids[3].0).exists(), "large message has its own file");
+        assert!(
+            store.msg_path(&ids[3].0).exists(),
+            "large message has its own file"
+        );
         store.detach(&ids[1].0).unwrap();
         assert!(store.msg_path(&ids[1].0).exists());
         store.remove(&ids[0].0).unwrap();
@@ -392,6 +394,10 @@ mod tests {
         assert!(store.list_ids().unwrap().is_empty());
         drop(store);
         QueueStore::open(dir.path(), keys).unwrap();
-        assert_eq!(segment_files(dir.path()), 0, "an empty old segment is deleted");
+        assert_eq!(
+            segment_files(dir.path()),
+            0,
+            "an empty old segment is deleted"
+        );
     }
 }

@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
+type Stripper = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -42,6 +44,8 @@ pub struct Relay {
     wake: Notify,
     sem: Arc<Semaphore>,
     hostname: String,
+    pipeline: Arc<crate::pipeline::Pipeline>,
+    inspecting: Arc<Semaphore>,
     /// Idle connections to next hops, reused for the following messages.
     pool: Mutex<HashMap<SocketAddr, Vec<(Instant, Connection)>>>,
 }
@@ -58,6 +62,7 @@ impl Relay {
         store: QueueStore,
         cfg: Arc<Config>,
         resolved: &crate::config::Resolved,
+        pipeline: Arc<crate::pipeline::Pipeline>,
     ) -> Result<Relay, String> {
         let resolver = match resolved.next_hop {
             NextHop::Mx => Some(route::resolver(&resolved.dns_servers)?),
@@ -93,6 +98,8 @@ impl Relay {
             sem: Arc::new(Semaphore::new(r.concurrency)),
             hostname: cfg.smtp.hostname.clone(),
             pool: Mutex::new(HashMap::new()),
+            inspecting: Arc::new(Semaphore::new(cfg.policy.inspect_concurrency.max(1))),
+            pipeline,
             cfg,
         })
     }
@@ -247,6 +254,8 @@ impl Relay {
                     remote: None,
                 };
             }
+        } else if let Some(reason) = self.prepare(id, &env, &mut st).await {
+            st.last_error = Some(reason);
         } else {
             self.deliver_pending(id, &env, &mut st).await;
         }
@@ -293,6 +302,91 @@ impl Relay {
         self.schedule(id, st.next_attempt);
     }
 
+    /// Examines a message the first time it is attempted and acts on the decision.
+    /// Returns why it must wait, or None when it may be delivered now.
+    async fn prepare(&self, id: &str, env: &Envelope, st: &mut DeliveryState) -> Option<String> {
+        if env.internal || env.already_processed {
+            return None;
+        }
+        let mut subject = None;
+        if st.decision.is_none() {
+            let Ok(_permit) = self.inspecting.clone().acquire_owned().await else {
+                return Some("shutting down".into());
+            };
+            let store = self.store.clone();
+            let pipeline = self.pipeline.clone();
+            let idc = id.to_string();
+            let rcpts: Vec<String> = env.recipients.iter().map(|r| r.address.clone()).collect();
+            let r = tokio::task::spawn_blocking(move || {
+                let (_, mut m) = store.open_message(&idc).map_err(|e| e.to_string())?;
+                let mut bytes = Vec::new();
+                m.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+                Ok::<_, String>(pipeline.examine(&bytes, &rcpts))
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            let ex = match r {
+                Ok(ex) => ex,
+                // Fail closed: a message that cannot be examined does not leave.
+                Err(e) => return Some(format!("451 4.3.0 cannot examine message: {e}")),
+            };
+            let d = &ex.decision;
+            tracing::info!(
+                id,
+                verdict = ?d.verdict,
+                rules = ?d.rules,
+                findings = d.findings.len(),
+                unscannable = d.unscannable.len(),
+                "policy decision"
+            );
+            if ex.strip {
+                st.strip = Some(ex.inspection.subject.clone());
+            }
+            subject =
+                Some(crate::policy::tags::parse_subject(&ex.inspection.subject, &ex.policy.tags).0);
+            st.decision = Some(ex.decision);
+        }
+        let d = st.decision.as_ref()?;
+        if let Some(reason) = crate::pipeline::hold_reason(&d.verdict) {
+            return Some(reason);
+        }
+        if d.verdict == crate::policy::decide::Verdict::Notify
+            && !st.noticed
+            && !env.mail_from.is_empty()
+        {
+            let org = crate::notice::Org {
+                hostname: &self.hostname,
+                name: &self.cfg.organisation.name,
+                language: &self.cfg.organisation.default_language,
+            };
+            let subject = subject.unwrap_or_else(|| self.subject_of(id));
+            let (nenv, bytes) = crate::notice::build(&org, env, &subject, d);
+            match self.store.enqueue_bytes(&nenv, &bytes).await {
+                Ok(nid) => {
+                    st.noticed = true;
+                    tracing::info!(id = %nid, original = %id, "policy notice queued for the sender");
+                    self.schedule(&nid, now_ms());
+                }
+                Err(e) => tracing::error!(original = %id, error = %e, "cannot queue policy notice"),
+            }
+        }
+        None
+    }
+
+    fn subject_of(&self, id: &str) -> String {
+        let Ok((_, m)) = self.store.open_message(id) else {
+            return String::new();
+        };
+        let head = dsn::original_headers(m);
+        let n = crate::headers::block_len(&head);
+        crate::headers::split_fields(&head[..n])
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case("subject"))
+            .map(|f| crate::headers::unfold(f.value))
+            .unwrap_or_default()
+    }
+
     async fn deliver_pending(&self, id: &str, env: &Envelope, st: &mut DeliveryState) {
         let pending: Vec<usize> = (0..env.recipients.len())
             .filter(|&i| st.status[i].is_pending())
@@ -304,8 +398,14 @@ impl Relay {
                     let (store, dir, id2) = (self.store.clone(), dir.clone(), id.to_string());
                     let (from, rcpt) = (env.mail_from.clone(), env.recipients[i].address.clone());
                     let target = dir.clone();
+                    let strip = self.stripper(st);
                     let r = tokio::task::spawn_blocking(move || {
-                        let (_, msg) = store.open_message(&id2).map_err(io::Error::other)?;
+                        let (_, mut msg) = store.open_message(&id2).map_err(io::Error::other)?;
+                        if let Some(f) = strip {
+                            let mut all = Vec::new();
+                            msg.read_to_end(&mut all)?;
+                            msg = Box::new(io::Cursor::new(f(&all)));
+                        }
                         maildir::deliver(&target, &id2, &from, &rcpt, msg)
                     })
                     .await
@@ -325,7 +425,7 @@ impl Relay {
             }
             NextHop::Smtp { host, port } => {
                 let lookup = route::smarthost(host, *port).await;
-                results.extend(self.send_to(id, env, &pending, lookup).await);
+                results.extend(self.send_to(id, env, &pending, lookup, st).await);
             }
             NextHop::Mx => {
                 let resolver = self.resolver.as_ref().expect("built for mx");
@@ -340,7 +440,7 @@ impl Relay {
                 }
                 for (domain, idx) in by_domain {
                     let lookup = route::mx(resolver, &domain, self.cfg.relay.mx_port).await;
-                    results.extend(self.send_to(id, env, &idx, lookup).await);
+                    results.extend(self.send_to(id, env, &idx, lookup, st).await);
                 }
             }
         }
@@ -367,6 +467,7 @@ impl Relay {
         env: &Envelope,
         idx: &[usize],
         lookup: Lookup,
+        st: &DeliveryState,
     ) -> Vec<(usize, Outcome, Option<String>)> {
         let hosts = match lookup {
             Lookup::Hosts(h) => h,
@@ -396,7 +497,7 @@ impl Relay {
                     body_8bit: env.body_8bit,
                     smtputf8: env.smtputf8,
                 };
-                let outcomes = self.transact(*addr, &host.name, id, &tx).await;
+                let outcomes = self.transact(*addr, &host.name, id, &tx, st).await;
                 let all_temp = outcomes.iter().all(|o| matches!(o, Outcome::Temporary(_)));
                 last = idx
                     .iter()
@@ -445,6 +546,7 @@ impl Relay {
         name: &str,
         id: &str,
         tx: &Transaction<'_>,
+        st: &DeliveryState,
     ) -> Vec<Outcome> {
         let mut pooled = self.take_pooled(addr);
         loop {
@@ -456,7 +558,7 @@ impl Relay {
                     Err(f) => return vec![f; tx.rcpts.len()],
                 },
             };
-            match conn.send(tx, self.body(id)).await {
+            match conn.send(tx, self.body(id, self.stripper(st))).await {
                 Ok(outcomes) => {
                     self.put_pooled(addr, conn);
                     return outcomes;
@@ -468,8 +570,30 @@ impl Relay {
     }
 
     /// The message bytes, read and decrypted on a blocking thread, in bounded chunks.
-    fn body(&self, id: &str) -> mpsc::Receiver<io::Result<Vec<u8>>> {
+    /// The transformation that takes tags and control headers out, when one is needed.
+    fn stripper(&self, st: &DeliveryState) -> Option<Stripper> {
+        let subject = st.strip.clone()?;
+        let policy = self.pipeline.policy.get();
+        Some(Arc::new(move |m: &[u8]| {
+            crate::policy::tags::strip(m, &subject, &policy.tags)
+        }))
+    }
+
+    fn body(&self, id: &str, strip: Option<Stripper>) -> mpsc::Receiver<io::Result<Vec<u8>>> {
         let (tx, rx) = mpsc::channel(4);
+        if let Some(f) = strip {
+            // Rare (the sender used tags or headers): the whole message is rewritten in memory.
+            let r = self
+                .store
+                .open_message(id)
+                .map_err(|e| io::Error::other(e.to_string()))
+                .and_then(|(_, mut m)| {
+                    let mut v = Vec::new();
+                    m.read_to_end(&mut v).map(|_| f(&v))
+                });
+            let _ = tx.try_send(r);
+            return rx;
+        }
         // Small messages are read right here: cheaper than a hand-off to a blocking thread.
         if self.store.stored_size(id) <= INLINE_BODY {
             let r = self

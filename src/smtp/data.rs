@@ -4,6 +4,7 @@
 //! Only CRLF "." CRLF ends DATA. A bare LF or bare CR anywhere marks the message as refused;
 //! it is never normalised into a line ending, so no `\n.\n` variant can smuggle a second message.
 
+use crate::headers::{is_field_start, split_fields, unfold};
 use crate::marker::{self, Marker};
 use crate::queue::{Envelope, Incoming, QueueStore};
 use crate::smtp::replies::Reply;
@@ -329,94 +330,4 @@ impl Assembler {
 
 fn memchr(b: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().position(|&c| c == b)
-}
-
-fn is_field_start(line: &[u8]) -> bool {
-    let Some(colon) = memchr(b':', line) else {
-        return false;
-    };
-    colon > 0 && line[..colon].iter().all(|&c| (33..=126).contains(&c))
-}
-
-struct Field<'b> {
-    name: &'b str,
-    value: &'b [u8],
-    raw: &'b [u8],
-}
-
-/// Splits a header block (CRLF lines) into fields with their folded continuation lines.
-fn split_fields(buf: &[u8]) -> Vec<Field<'_>> {
-    let mut fields: Vec<Field<'_>> = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    let mut lines = Vec::new();
-    while i < buf.len() {
-        if buf[i] == b'\n' {
-            lines.push((start, i + 1));
-            start = i + 1;
-        }
-        i += 1;
-    }
-    if start < buf.len() {
-        lines.push((start, buf.len()));
-    }
-    let mut cur: Option<(usize, usize)> = None;
-    fn push<'b>(fields: &mut Vec<Field<'b>>, buf: &'b [u8], (s, e): (usize, usize)) {
-        let raw = &buf[s..e];
-        let colon = memchr(b':', raw).unwrap_or(0);
-        fields.push(Field {
-            name: std::str::from_utf8(&raw[..colon]).unwrap_or(""),
-            value: &raw[colon + 1..],
-            raw,
-        });
-    }
-    for (s, e) in lines {
-        if matches!(buf[s], b' ' | b'\t')
-            && let Some(c) = cur.as_mut()
-        {
-            c.1 = e;
-            continue;
-        }
-        if let Some(c) = cur.take() {
-            push(&mut fields, buf, c);
-        }
-        cur = Some((s, e));
-    }
-    if let Some(c) = cur {
-        push(&mut fields, buf, c);
-    }
-    fields
-}
-
-fn unfold(v: &[u8]) -> String {
-    let s = String::from_utf8_lossy(v);
-    s.split(['\r', '\n'])
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fields_and_folding() {
-        let b = b"Subject: a\r\n b\r\nReceived: x\r\nMessage-ID:\r\n <id@x>\r\n";
-        let f = split_fields(b);
-        assert_eq!(f.len(), 3);
-        assert_eq!(f[0].name, "Subject");
-        assert_eq!(unfold(f[0].value), "a b");
-        assert_eq!(unfold(f[2].value), "<id@x>");
-        assert_eq!(f[0].raw, b"Subject: a\r\n b\r\n");
-    }
-
-    #[test]
-    fn field_start() {
-        assert!(is_field_start(b"From: a\r\n"));
-        assert!(!is_field_start(b"From a\r\n"));
-        assert!(!is_field_start(b": a\r\n"));
-        assert!(!is_field_start(b"Bad Name: a\r\n"));
-    }
 }

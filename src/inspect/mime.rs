@@ -1,0 +1,142 @@
+//! MIME walking with mail-parser: bodies, attachments, nested messages.
+
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+
+use super::extract::extract;
+use super::{Attachment, Bound, Ctx, html, join};
+
+/// Inspects the top-level message.
+pub(crate) fn inspect_message(ctx: &mut Ctx, raw: &[u8]) {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        ctx.unscannable("message", "not a parseable MIME message (read as text)");
+        ctx.add_text("body", &String::from_utf8_lossy(raw));
+        return;
+    };
+    ctx.out.subject = msg.subject().unwrap_or_default().to_string();
+    walk(ctx, &msg, "", 0);
+}
+
+/// Inspects an attached message given as bytes (an .eml file, or one mail-parser left undecoded).
+pub(crate) fn inspect_nested(ctx: &mut Ctx, raw: &[u8], origin: &str, depth: usize) {
+    match MessageParser::default().parse(raw) {
+        Some(msg) => walk(ctx, &msg, origin, depth),
+        None => {
+            ctx.unscannable(origin, "not a parseable MIME message (read as text)");
+            ctx.add_text(origin, &String::from_utf8_lossy(raw));
+        }
+    }
+}
+
+fn content_type_of(part: &mail_parser::MessagePart<'_>) -> String {
+    match part.content_type() {
+        Some(ct) => match ct.subtype() {
+            Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
+            None => ct.ctype().to_ascii_lowercase(),
+        },
+        None => match &part.body {
+            PartType::Html(_) => "text/html".into(),
+            PartType::Message(_) => "message/rfc822".into(),
+            PartType::Binary(_) | PartType::InlineBinary(_) => "application/octet-stream".into(),
+            _ => "text/plain".into(),
+        },
+    }
+}
+
+/// Walks the parts of one (possibly nested) message; `prefix` is its origin ("" at top level),
+/// `depth` the container depth of the message itself.
+fn walk(ctx: &mut Ctx, msg: &Message<'_>, prefix: &str, depth: usize) {
+    if let Some(subject) = msg.subject() {
+        ctx.add_text(&join(prefix, "subject"), subject);
+    }
+    let mut bodies = 0usize;
+    // Iterative walk (a deeply nested multipart must not exhaust the stack), in document order.
+    let mut stack: Vec<u32> = vec![0];
+    let mut seen = vec![false; msg.parts.len()];
+    while let Some(id) = stack.pop() {
+        let Some(part) = msg.parts.get(id as usize) else {
+            continue;
+        };
+        // Guard against cycles in the part graph.
+        match seen.get_mut(id as usize) {
+            Some(s) if !*s => *s = true,
+            _ => continue,
+        }
+        if let PartType::Multipart(children) = &part.body {
+            stack.extend(children.iter().rev());
+            continue;
+        }
+        let position = if prefix.is_empty() { "message" } else { prefix };
+        if !ctx.count_part(position) {
+            return;
+        }
+        let content_type = content_type_of(part);
+        let name = part.attachment_name().map(str::to_string);
+        let is_attachment_disposition = part
+            .content_disposition()
+            .is_some_and(|d| d.is_attachment());
+        match &part.body {
+            PartType::Text(t) | PartType::Html(t)
+                if name.is_none() && !is_attachment_disposition =>
+            {
+                bodies += 1;
+                let label = if bodies == 1 {
+                    "body".to_string()
+                } else {
+                    format!("body {bodies}")
+                };
+                let origin = join(prefix, &label);
+                if !ctx.charge(&origin, t.len() as u64) {
+                    return;
+                }
+                if matches!(part.body, PartType::Html(_)) {
+                    ctx.add_text(&origin, &html::to_text(t));
+                } else {
+                    ctx.add_text(&origin, t);
+                }
+                if part.is_encoding_problem {
+                    ctx.unscannable(&origin, "malformed MIME part (read as raw text)");
+                }
+            }
+            PartType::Message(nested) => {
+                let name = name.unwrap_or_else(|| match nested.subject() {
+                    Some(s) if !s.trim().is_empty() => format!("{}.eml", s.trim()),
+                    _ => "message.eml".to_string(),
+                });
+                let origin = join(prefix, &format!("attachment {name}"));
+                let size = nested.raw_message().len() as u64;
+                ctx.out.attachments.push(Attachment {
+                    name,
+                    content_type,
+                    size,
+                    origin: origin.clone(),
+                });
+                if depth + 1 > ctx.limits.max_depth {
+                    ctx.unscannable(&origin, &Bound::Depth(ctx.limits.max_depth).to_string());
+                    continue;
+                }
+                if !ctx.charge(&origin, size) {
+                    return;
+                }
+                walk(ctx, nested, &origin, depth + 1);
+            }
+            _ => {
+                let name = name.unwrap_or_else(|| format!("part {}", id));
+                let origin = join(prefix, &format!("attachment {name}"));
+                let data = part.contents();
+                ctx.out.attachments.push(Attachment {
+                    name: name.clone(),
+                    content_type: content_type.clone(),
+                    size: data.len() as u64,
+                    origin: origin.clone(),
+                });
+                if !ctx.charge(&origin, data.len() as u64) {
+                    return;
+                }
+                if part.is_encoding_problem && part.is_binary() {
+                    ctx.unscannable(&origin, "malformed MIME part (could not be decoded)");
+                }
+                extract(ctx, &name, &content_type, data, &origin, depth + 1);
+            }
+        }
+    }
+}

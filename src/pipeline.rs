@@ -1,0 +1,76 @@
+//! What happens to an accepted message before it is relayed: inspect it, let the policy
+//! decide, and turn the decision into a plan for the relay.
+
+use crate::inspect::{self, Inspection};
+use crate::policy::decide::{self, Context, Decision, Verdict};
+use crate::policy::watch::PolicyHandle;
+use crate::policy::{Policy, detect, tags};
+use std::sync::Arc;
+
+pub struct Pipeline {
+    pub policy: PolicyHandle,
+    pub internal_domains: Vec<String>,
+    pub limits: inspect::Limits,
+}
+
+/// The outcome of examining one message.
+pub struct Examined {
+    pub inspection: Inspection,
+    pub decision: Decision,
+    /// Tags or control headers must be removed before the message leaves.
+    pub strip: bool,
+    pub policy: Arc<Policy>,
+}
+
+impl Pipeline {
+    /// Inspects and decides. CPU-bound and blocking: run it on a blocking thread.
+    pub fn examine(&self, message: &[u8], recipients: &[String]) -> Examined {
+        let policy = self.policy.get();
+        examine_with(
+            &policy,
+            &self.internal_domains,
+            &self.limits,
+            message,
+            recipients,
+        )
+    }
+}
+
+pub fn examine_with(
+    policy: &Arc<Policy>,
+    internal_domains: &[String],
+    limits: &inspect::Limits,
+    message: &[u8],
+    recipients: &[String],
+) -> Examined {
+    let inspection = inspect::inspect(message, limits);
+    let scan = detect::scan(policy, &inspection);
+    let (_, mut choice) = tags::parse_subject(&inspection.subject, &policy.tags);
+    tags::controls(message, &mut choice, &policy.tags);
+    let ctx = Context {
+        recipients,
+        internal_domains,
+    };
+    let decision = decide::decide(policy, &inspection, &scan, &ctx, choice);
+    let strip = tags::needs_strip(message, &inspection.subject, &policy.tags);
+    Examined {
+        inspection,
+        decision,
+        strip,
+        policy: policy.clone(),
+    }
+}
+
+/// Why a message cannot leave yet, or None when it may.
+pub fn hold_reason(v: &Verdict) -> Option<String> {
+    match v {
+        Verdict::Deliver | Verdict::Notify => None,
+        // Fail closed: what must be protected never leaves unprotected.
+        Verdict::Protect { protection, auth } => Some(format!(
+            "held: policy requires protection ({protection:?}, {auth:?}) and sealing is not available in this version"
+        )),
+        Verdict::Upload => {
+            Some("held: upload requests are not available in this version".to_string())
+        }
+    }
+}

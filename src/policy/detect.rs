@@ -1,0 +1,162 @@
+//! Runs the detectors over everything inspection found.
+
+use super::schema::DetectorType;
+use super::validators::{self, Kind};
+use super::{Detector, Policy};
+use crate::inspect::Inspection;
+use serde::{Deserialize, Serialize};
+
+/// One thing found, safe to show: identifiers are masked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Finding {
+    pub detector: String,
+    pub label: String,
+    pub origin: String,
+    pub excerpt: String,
+}
+
+/// What the detectors found: which fired, and examples for the sender and the audit log.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Scan {
+    /// Per detector index: number of matches.
+    pub counts: Vec<usize>,
+    pub findings: Vec<Finding>,
+}
+
+impl Scan {
+    pub fn fired(&self, policy: &Policy, detector: usize) -> bool {
+        self.counts
+            .get(detector)
+            .is_some_and(|&n| n >= policy.detectors[detector].min_count)
+    }
+}
+
+const CONTEXT: usize = 24;
+const MAX_FINDINGS_PER_DETECTOR: usize = 5;
+
+fn is_word_char(c: Option<char>) -> bool {
+    c.is_some_and(|c| c.is_alphanumeric())
+}
+
+fn char_before(text: &str, i: usize) -> Option<char> {
+    text[..i].chars().next_back()
+}
+
+fn char_after(text: &str, i: usize) -> Option<char> {
+    text[i..].chars().next()
+}
+
+fn floor(text: &str, mut i: usize) -> usize {
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil(text: &str, mut i: usize) -> usize {
+    while i < text.len() && !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i.min(text.len())
+}
+
+/// Context with every digit masked, so no identifier leaks through the surroundings.
+fn masked_context(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_digit() { '*' } else { c })
+        .collect()
+}
+
+fn excerpt(text: &str, start: usize, end: usize, shown: &str) -> String {
+    let a = floor(text, start.saturating_sub(CONTEXT));
+    let b = ceil(text, (end + CONTEXT).min(text.len()));
+    format!(
+        "{}{}{}{}{}",
+        if a > 0 { "…" } else { "" },
+        masked_context(&text[a..start]),
+        shown,
+        masked_context(&text[end..b]),
+        if b < text.len() { "…" } else { "" }
+    )
+}
+
+fn near_keyword(det: &Detector, text: &str, start: usize, end: usize) -> bool {
+    if det.keywords.is_empty() {
+        return true;
+    }
+    let a = floor(text, start.saturating_sub(det.keyword_distance));
+    let b = ceil(text, (end + det.keyword_distance).min(text.len()));
+    let window = &text[a..b];
+    det.keywords.iter().any(|k| window.contains(k.as_str()))
+}
+
+pub fn scan(policy: &Policy, insp: &Inspection) -> Scan {
+    let mut out = Scan {
+        counts: vec![0; policy.detectors.len()],
+        findings: Vec::new(),
+    };
+    let mut shown = vec![0usize; policy.detectors.len()];
+    let mut record =
+        |out: &mut Scan, i: usize, origin: &str, text: &str, s: usize, e: usize, show: String| {
+            out.counts[i] += 1;
+            if shown[i] < MAX_FINDINGS_PER_DETECTOR {
+                shown[i] += 1;
+                let d = &policy.detectors[i];
+                out.findings.push(Finding {
+                    detector: d.name.clone(),
+                    label: d.label.clone(),
+                    origin: origin.to_string(),
+                    excerpt: excerpt(text, s, e, &show),
+                });
+            }
+        };
+    for t in &insp.texts {
+        let text = t.text.as_str();
+        if let Some(ac) = &policy.words {
+            for m in ac.find_overlapping_iter(text) {
+                let i = policy.word_owner[m.pattern().as_usize()];
+                let d = &policy.detectors[i];
+                let (s, e) = (m.start(), m.end());
+                if !d.substring
+                    && (is_word_char(char_before(text, s)) || is_word_char(char_after(text, e)))
+                {
+                    continue;
+                }
+                if !near_keyword(d, text, s, e) {
+                    continue;
+                }
+                record(&mut out, i, &t.origin, text, s, e, text[s..e].to_string());
+            }
+        }
+        for (i, d) in policy.detectors.iter().enumerate() {
+            let found: Vec<(usize, usize, String)> = match d.kind {
+                DetectorType::Words => continue,
+                DetectorType::Regex => d
+                    .regex
+                    .as_ref()
+                    .map(|re| {
+                        re.find_iter(text)
+                            .map(|m| (m.start(), m.end(), masked_context(m.as_str())))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                DetectorType::Bsn => ids(validators::find_bsn(text), Kind::Bsn),
+                DetectorType::Iban => ids(validators::find_iban(text), Kind::Iban),
+                DetectorType::Card => ids(validators::find_cards(text), Kind::Card),
+            };
+            for (s, e, show) in found {
+                if near_keyword(d, text, s, e) {
+                    record(&mut out, i, &t.origin, text, s, e, show);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn ids(found: Vec<validators::Candidate>, kind: Kind) -> Vec<(usize, usize, String)> {
+    found
+        .into_iter()
+        .map(|c| (c.start, c.end, validators::mask(kind, &c.value)))
+        .collect()
+}

@@ -1,0 +1,226 @@
+use super::Policy;
+use super::decide::{Context, Verdict, decide};
+use super::detect::scan;
+use super::schema::{Auth, Protection};
+use super::tags::{SenderChoice, parse_subject};
+use crate::inspect::{Attachment, Inspection, Text, Unscannable};
+
+fn policy(toml: &str) -> Policy {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("words")).unwrap();
+    std::fs::write(
+        dir.path().join("words/medisch.txt"),
+        "# medical\ndiagnose\nmedisch dossier\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("p.toml"), toml).unwrap();
+    Policy::load(dir.path()).unwrap()
+}
+
+const BASE: &str = r#"
+[domains.partners]
+domains = ["partner.nl"]
+
+[detectors.bsn]
+type = "bsn"
+label = "BSN"
+keywords = ["bsn", "burgerservicenummer"]
+
+[detectors.medisch]
+type = "words"
+words_files = ["words/medisch.txt"]
+
+[[rules]]
+name = "bsn-extern"
+detectors = ["bsn"]
+recipients = "external"
+exempt_domains = "partners"
+action = "force"
+protection = "secure_message"
+
+[[rules]]
+name = "medisch-extern"
+detectors = ["medisch"]
+recipients = "external"
+action = "auto"
+protection = "secure_files"
+
+[[rules]]
+name = "bijlage-extern"
+recipients = "external"
+has_attachments = true
+action = "notify"
+"#;
+
+fn insp(text: &str) -> Inspection {
+    Inspection {
+        subject: String::new(),
+        texts: vec![Text {
+            origin: "body".into(),
+            text: crate::inspect::normalize(text),
+        }],
+        attachments: vec![],
+        unscannable: vec![],
+    }
+}
+
+fn verdict(p: &Policy, i: &Inspection, rcpts: &[&str], sender: SenderChoice) -> Verdict {
+    let rcpts: Vec<String> = rcpts.iter().map(|s| s.to_string()).collect();
+    let internal = vec!["example.org".to_string()];
+    let ctx = Context {
+        recipients: &rcpts,
+        internal_domains: &internal,
+    };
+    decide(p, i, &scan(p, i), &ctx, sender).verdict
+}
+
+#[test]
+fn same_content_internal_and_external_differ() {
+    let p = policy(BASE);
+    let i = insp("Mijn BSN is 111222333, graag verwerken.");
+    assert_eq!(
+        verdict(&p, &i, &["collega@example.org"], SenderChoice::default()),
+        Verdict::Deliver
+    );
+    assert_eq!(
+        verdict(&p, &i, &["iemand@gmail.com"], SenderChoice::default()),
+        Verdict::Protect {
+            protection: Protection::SecureMessage,
+            auth: Auth::Password
+        }
+    );
+    // A trusted partner is exempt.
+    assert_eq!(
+        verdict(&p, &i, &["zorg@partner.nl"], SenderChoice::default()),
+        Verdict::Deliver
+    );
+    // A BSN without a keyword nearby is not one.
+    let j = insp("Ordernummer 111222333 is verzonden.");
+    assert_eq!(
+        verdict(&p, &j, &["iemand@gmail.com"], SenderChoice::default()),
+        Verdict::Deliver
+    );
+}
+
+#[test]
+fn findings_never_show_a_full_bsn() {
+    let p = policy(BASE);
+    let i = insp("burgerservicenummer 111222333 en nog 123456782 bsn");
+    let s = scan(&p, &i);
+    assert!(!s.findings.is_empty());
+    for f in &s.findings {
+        assert!(!f.excerpt.contains("111222333"), "{}", f.excerpt);
+        assert!(!f.excerpt.contains("123456782"), "{}", f.excerpt);
+    }
+}
+
+#[test]
+fn opt_out_only_where_auto() {
+    let p = policy(BASE);
+    let (_, unsecure) = parse_subject("[onbeveiligd] uitslag", &p.tags);
+    let med = insp("Hierbij de diagnose uit het medisch dossier.");
+    assert_eq!(
+        verdict(&p, &med, &["x@gmail.com"], unsecure.clone()),
+        Verdict::Deliver
+    );
+    assert_eq!(
+        verdict(&p, &med, &["x@gmail.com"], SenderChoice::default()),
+        Verdict::Protect {
+            protection: Protection::SecureFiles,
+            auth: Auth::Password
+        }
+    );
+    let bsn = insp("bsn 111222333");
+    assert!(matches!(
+        verdict(&p, &bsn, &["x@gmail.com"], unsecure),
+        Verdict::Protect { .. }
+    ));
+}
+
+#[test]
+fn sender_tags_raise_protection_and_sms() {
+    let p = policy(BASE);
+    let (_, c) = parse_subject("[beveiligd] [sms] gewoon een vraag", &p.tags);
+    assert_eq!(
+        verdict(&p, &insp("gewoon een vraag"), &["collega@example.org"], c),
+        Verdict::Protect {
+            protection: Protection::SecureMessage,
+            auth: Auth::Sms
+        }
+    );
+}
+
+#[test]
+fn whole_words_only_and_attachment_notice() {
+    let p = policy(BASE);
+    assert_eq!(
+        verdict(
+            &p,
+            &insp("prognosediagnoses"),
+            &["x@gmail.com"],
+            SenderChoice::default()
+        ),
+        Verdict::Deliver
+    );
+    let mut i = insp("zie bijlage");
+    i.attachments.push(Attachment {
+        name: "offerte.pdf".into(),
+        content_type: "application/pdf".into(),
+        size: 1000,
+        origin: "attachment offerte.pdf".into(),
+    });
+    assert_eq!(
+        verdict(&p, &i, &["x@gmail.com"], SenderChoice::default()),
+        Verdict::Notify
+    );
+    assert_eq!(
+        verdict(&p, &i, &["y@example.org"], SenderChoice::default()),
+        Verdict::Deliver
+    );
+}
+
+#[test]
+fn unscannable_counts_as_sensitive_by_default() {
+    let p = policy(BASE);
+    let mut i = insp("zie bijlage");
+    i.unscannable.push(Unscannable {
+        origin: "attachment geheim.zip".into(),
+        reason: "encrypted archive".into(),
+    });
+    assert!(matches!(
+        verdict(&p, &i, &["x@gmail.com"], SenderChoice::default()),
+        Verdict::Protect { .. }
+    ));
+    let relaxed = policy(&format!("[settings]\nunscannable = \"ignore\"\n{BASE}"));
+    assert_eq!(
+        verdict(&relaxed, &i, &["x@gmail.com"], SenderChoice::default()),
+        Verdict::Deliver
+    );
+}
+
+#[test]
+fn errors_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[detectors.x]\ntype = \"words\"\nwords = [\"a\"]\n\n[[rules]]\nname = \"r\"\ndetectors = [\"nope\"]\naction = \"notify\"\n",
+    )
+    .unwrap();
+    let e = Policy::load(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("bad.toml:6:"), "{e}");
+    assert!(e.contains("unknown detector 'nope'"), "{e}");
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[detectors.x]\ntype = \"wordz\"\n",
+    )
+    .unwrap();
+    let e = Policy::load(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("bad.toml:2:"), "{e}");
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[[rules]]\nname = \"r\"\naction = \"force\"\n",
+    )
+    .unwrap();
+    let e = Policy::load(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("need a protection"), "{e}");
+}

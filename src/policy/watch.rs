@@ -1,0 +1,73 @@
+//! Keeps the policy current: the folder is watched (editors save by rename, so the folder,
+//! not the file) and reloaded; an invalid change is refused and the last good policy stays.
+
+use super::Policy;
+use notify::{RecursiveMode, Watcher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// The policy in force, swapped atomically on reload; a message in flight keeps the one it
+/// started with.
+#[derive(Clone)]
+pub struct PolicyHandle {
+    current: Arc<RwLock<Arc<Policy>>>,
+    dir: PathBuf,
+}
+
+impl PolicyHandle {
+    pub fn new(dir: &Path, policy: Policy) -> Self {
+        PolicyHandle {
+            current: Arc::new(RwLock::new(Arc::new(policy))),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn get(&self) -> Arc<Policy> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Loads the folder again; on error the policy in force stays.
+    pub fn reload(&self) -> Result<(), super::PolicyError> {
+        let p = Policy::load(&self.dir)?;
+        tracing::info!(
+            dir = %self.dir.display(),
+            rules = p.rules.len(),
+            detectors = p.detectors.len(),
+            "policy loaded"
+        );
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(p);
+        Ok(())
+    }
+
+    /// Watches the folder on a thread of its own for as long as the process runs.
+    pub fn watch(&self) -> notify::Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+            if ev.is_ok() {
+                let _ = tx.send(());
+            }
+        })?;
+        std::fs::create_dir_all(&self.dir).ok();
+        watcher.watch(&self.dir, RecursiveMode::Recursive)?;
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("policy-watch".into())
+            .spawn(move || {
+                let _keep = watcher;
+                while rx.recv().is_ok() {
+                    // An editor's save is several events: settle, then load once.
+                    std::thread::sleep(Duration::from_millis(200));
+                    while rx.try_recv().is_ok() {}
+                    if let Err(e) = me.reload() {
+                        tracing::error!(error = %e, "policy change refused; the previous policy stays in force");
+                    }
+                }
+            })
+            .map_err(|e| notify::Error::generic(&e.to_string()))?;
+        Ok(())
+    }
+}
