@@ -351,6 +351,9 @@ impl Config {
                 "needs at least one interval".into(),
             ));
         }
+        if let Some(ca) = &self.relay.tls_ca_file {
+            crate::relay::tlsconf::load_bundle(ca).map_err(|m| ("relay", "tls_ca_file", m))?;
+        }
         if self.relay.concurrency == 0 {
             return Err(("relay", "concurrency", "must be at least 1".into()));
         }

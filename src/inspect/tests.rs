@@ -2,7 +2,6 @@
 //! bounds and unscannable content.
 
 use std::io::Write;
-use std::time::Duration;
 
 use base64::Engine;
 

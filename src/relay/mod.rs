@@ -76,6 +76,7 @@ impl Relay {
             .tls_ca_file
             .clone()
             .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
+        let explicit = r.tls_ca_file.is_some();
         let client = ClientOptions {
             helo: r
                 .helo_name
@@ -83,7 +84,7 @@ impl Relay {
                 .unwrap_or_else(|| cfg.smtp.hostname.clone()),
             require_tls: r.require_tls,
             auth: r.username.clone().zip(r.password.clone()),
-            tls_verified: tlsconf::verified(&ca)?,
+            tls_verified: tlsconf::verified(&ca, explicit)?,
             tls_any: tlsconf::opportunistic(),
             connect_timeout: r.connect_timeout.get(),
             command_timeout: r.command_timeout.get(),

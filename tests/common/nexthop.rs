@@ -57,12 +57,29 @@ pub struct Captured {
     pub mail_from: String,
     pub rcpt_tos: Vec<String>,
     pub mail_options: Vec<String>,
+    /// The session was encrypted with STARTTLS.
+    pub tls: bool,
+    /// The user the client authenticated as (AUTH), if any.
+    pub auth_user: Option<String>,
 }
 
 impl Captured {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.data).into_owned()
     }
+}
+
+/// Optional capture_smtp.py features; `Default` is the plain server of `Capture::start`.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureOpts {
+    /// Listen on this port instead of an ephemeral one.
+    pub port: Option<u16>,
+    /// Offer STARTTLS with (certificate, key) and refuse MAIL before it.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Require AUTH (PLAIN/LOGIN) with (user, password) before MAIL.
+    pub auth: Option<(String, String)>,
+    /// Offer and accept AUTH without TLS too (default: only after STARTTLS).
+    pub auth_without_tls: bool,
 }
 
 /// The capturing SMTP next hop.
@@ -74,17 +91,33 @@ pub struct Capture {
 
 impl Capture {
     pub fn start() -> Capture {
+        Capture::start_with(&CaptureOpts::default())
+    }
+
+    pub fn start_with(opts: &CaptureOpts) -> Capture {
         let dir = tempfile::Builder::new()
             .prefix("sluis-capture-")
             .tempdir()
             .unwrap();
         let out = dir.path().join("out");
         fs::create_dir(&out).unwrap();
-        let (child, port) = spawn_python(
-            "capture_smtp.py",
-            &[out.to_str().unwrap()],
-            &dir.path().join("capture.log"),
-        );
+        let mut args = vec![out.to_str().unwrap().to_string()];
+        if let Some(port) = opts.port {
+            args.extend(["--port".to_string(), port.to_string()]);
+        }
+        if let Some((cert, key)) = &opts.tls {
+            args.push("--tls".into());
+            args.push(cert.to_str().unwrap().into());
+            args.push(key.to_str().unwrap().into());
+        }
+        if let Some((user, pass)) = &opts.auth {
+            args.extend(["--auth".to_string(), format!("{user}:{pass}")]);
+        }
+        if opts.auth_without_tls {
+            args.push("--auth-without-tls".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (child, port) = spawn_python("capture_smtp.py", &args, &dir.path().join("capture.log"));
         Capture { child, port, dir }
     }
 
@@ -133,6 +166,16 @@ impl Capture {
             .collect()
     }
 
+    /// AUTH lines seen (`AUTH tls=0|1 ARGS`, sent before any check) and credential checks
+    /// (`OK USER` / `FAIL USER`), in order.
+    pub fn auth_log(&self) -> Vec<String> {
+        fs::read_to_string(self.out().join("auth.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
     /// All complete messages so far, in arrival order.
     pub fn messages(&self) -> Vec<Captured> {
         let mut names: Vec<String> = fs::read_dir(self.out())
@@ -164,6 +207,8 @@ impl Capture {
                     mail_from: meta["mail_from"].as_str().unwrap_or("").to_string(),
                     rcpt_tos: strings(&meta["rcpt_tos"]),
                     mail_options: strings(&meta["mail_options"]),
+                    tls: meta["tls"].as_bool().unwrap_or(false),
+                    auth_user: meta["auth_user"].as_str().map(str::to_string),
                 }
             })
             .collect()
