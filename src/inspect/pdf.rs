@@ -15,6 +15,8 @@ pub(crate) enum PdfError {
     Panic,
     #[error("PDF text extraction timed out")]
     Timeout,
+    #[error("PDF has pages but no text layer (a scan?); its content could not be examined")]
+    NoText,
 }
 
 fn is_decryption(e: &pdf_extract::Error) -> bool {
@@ -35,6 +37,10 @@ fn run(data: &[u8]) -> Result<String, PdfError> {
     {
         let mut output = pdf_extract::PlainTextOutput::new(&mut s);
         pdf_extract::output_doc(&doc, &mut output).map_err(|e| PdfError::Corrupt(e.to_string()))?;
+    }
+    // A scanned document is an image: what it says is unknown, so it is not "clean".
+    if s.trim().is_empty() && !doc.get_pages().is_empty() {
+        return Err(PdfError::NoText);
     }
     Ok(s)
 }
@@ -113,6 +119,45 @@ mod tests {
         assert_ne!(
             extract(&data, Duration::from_secs(20)),
             Err(PdfError::Timeout)
+        );
+    }
+
+    /// A one-page PDF whose page draws nothing: what a scan looks like to a text extractor.
+    fn blank_page_pdf() -> Vec<u8> {
+        let objs = [
+            "<< /Type /Catalog /Pages 2 0 R >>",
+            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R /Resources << >> >>",
+            "<< /Length 0 >>\nstream\n\nendstream",
+        ];
+        let mut out = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, o) in objs.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+        }
+        let xref = out.len();
+        out.extend_from_slice(
+            format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes(),
+        );
+        for off in offsets {
+            out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
+        }
+        out.extend_from_slice(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                objs.len() + 1
+            )
+            .as_bytes(),
+        );
+        out
+    }
+
+    #[test]
+    fn pdf_without_text_layer_is_unscannable() {
+        assert_eq!(
+            extract(&blank_page_pdf(), Duration::from_secs(10)),
+            Err(PdfError::NoText)
         );
     }
 }
