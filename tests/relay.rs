@@ -254,3 +254,49 @@ fn no_dsn_for_null_sender() {
         cap.rcpt_log()
     );
 }
+
+#[test]
+fn mx_falls_back_to_the_domain_address_and_honours_null_mx() {
+    let cap = Capture::start();
+    let dns = Dns::start(&["a:implicit.example", "null:nomail.example", "org.test"]);
+    let sluis = Sluis::start(
+        Config::new("mx")
+            .relay("dns_servers", &format!("[\"127.0.0.1:{}\"]", dns.port))
+            .relay("mx_port", &cap.port.to_string()),
+    );
+    let mut s = sluis.session();
+    let tag = unique("implicitmx");
+    s.send_mail(
+        "sender@org.test",
+        &["user@implicit.example"],
+        &message(&tag, "a only"),
+    );
+    let m = cap.wait_for_containing(&tag, ARRIVAL);
+    assert_eq!(m.rcpt_tos, ["user@implicit.example"]);
+    let q = dns.queries();
+    assert!(q.contains("QUERY implicit.example 15"), "{q}");
+    assert!(
+        q.contains("QUERY implicit.example 1"),
+        "no A lookup of the domain: {q}"
+    );
+
+    // Null MX and a domain that does not exist: permanent failures, reported to the sender.
+    for (rcpt, status) in [
+        ("user@nomail.example", "5.1.10"),
+        ("user@nowhere.example", "5.1.2"),
+    ] {
+        let tag = unique("nomx");
+        s.send_mail("sender@org.test", &[rcpt], &message(&tag, "undeliverable"));
+        let dsn = poll(ARRIVAL, "a DSN", || {
+            cap.messages().into_iter().find(|m| {
+                m.mail_from.is_empty() && contains(&m.data, &tag) && contains(&m.data, rcpt)
+            })
+        });
+        assert_eq!(dsn.rcpt_tos, ["sender@org.test"]);
+        assert!(
+            contains(&dsn.data, &format!("Status: {status}")),
+            "{}",
+            dsn.text()
+        );
+    }
+}

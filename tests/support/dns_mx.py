@@ -6,6 +6,8 @@ Usage: dns_mx.py DOMAIN [DOMAIN...]
 For every DOMAIN it answers:
   DOMAIN            MX  10 mx1.DOMAIN
   mx1.DOMAIN        A   127.0.0.1
+A domain written `a:DOMAIN` has no MX record, only `DOMAIN A 127.0.0.1` (the implicit MX of
+RFC 5321); `null:DOMAIN` has the null MX of RFC 7505 (`MX 0 .`).
 AAAA and other types for known names get an empty NOERROR answer; unknown names
 get NXDOMAIN. Prints `PORT <n>` (flushed) once listening. Every query is logged
 to stderr as `QUERY name type`.
@@ -58,6 +60,18 @@ def answer(query, domains):
     additional = []
     known = False
     for d in domains:
+        if d.startswith("a:"):
+            if name == d[2:]:
+                known = True
+                if qtype == TYPE_A:
+                    answers.append(rr(name, TYPE_A, socket.inet_aton("127.0.0.1")))
+            continue
+        if d.startswith("null:"):
+            if name == d[5:]:
+                known = True
+                if qtype == TYPE_MX:
+                    answers.append(rr(name, TYPE_MX, struct.pack("!H", 0) + b"\x00"))
+            continue
         mx_host = "mx1." + d
         if name == d:
             known = True
