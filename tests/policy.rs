@@ -237,3 +237,68 @@ fn explain_and_check() {
     assert!(text.contains("zz.toml:2:"), "{text}");
     assert!(text.contains("unknown detector 'geen'"), "{text}");
 }
+
+fn with_attachment(name: &str, bytes: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "From: arts@org.test\r\nTo: patient@gmail.test\r\nSubject: stukken\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"xx\"\r\n\r\n--xx\r\nContent-Type: text/plain\r\n\r\n\
+         Zie bijlage.\r\n--xx\r\nContent-Type: application/octet-stream\r\n\
+         Content-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         {}\r\n--xx--\r\n",
+        lines.join("\r\n")
+    )
+}
+
+#[test]
+fn bsn_in_office_documents_made_by_libreoffice_is_found() {
+    let cap = Capture::start();
+    let (sluis, _) = start(&cap);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inspect");
+    for name in [
+        "vertrouwelijk.docx",
+        "vertrouwelijk.odt",
+        "vertrouwelijk.pdf",
+        "vertrouwelijk.xlsx",
+        "vertrouwelijk.ods",
+        "vertrouwelijk.pptx",
+        "vertrouwelijk.rtf",
+    ] {
+        let eml = sluis.dir.path().join(format!("{name}.eml"));
+        std::fs::write(
+            &eml,
+            with_attachment(name, &std::fs::read(fixtures.join(name)).unwrap()),
+        )
+        .unwrap();
+        let out = sluis.cli(&["explain", eml.to_str().unwrap()]);
+        let text = output_text(&out);
+        assert!(
+            text.contains(&format!(
+                "finding:    burgerservicenummer (BSN) [bsn] in attachment {name}"
+            )),
+            "{name}: {text}"
+        );
+        assert!(
+            text.contains("decision:   protect: secure message"),
+            "{name}: {text}"
+        );
+    }
+    // Through the gateway: the DOCX to an external recipient is held, not sent.
+    let docx = std::fs::read(fixtures.join("vertrouwelijk.docx")).unwrap();
+    let msg = with_attachment("vertrouwelijk.docx", &docx);
+    sluis
+        .session()
+        .send_mail("arts@org.test", &["patient@gmail.test"], msg.as_bytes());
+    poll(ARRIVAL, "the message to be held", || {
+        output_text(&sluis.cli(&["queue", "list"]))
+            .contains("held: policy requires protection")
+            .then_some(())
+    });
+    assert!(cap.messages().is_empty(), "nothing left unprotected");
+}
