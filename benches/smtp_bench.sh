@@ -141,6 +141,10 @@ data_dir = "$BENCH_DIR/sluis-data"
 [organisation]
 name = "bench"
 internal_domains = ["example.org"]
+
+# The shipped default policy: every message is inspected and decided on, as in production.
+[policy]
+dir = "$REPO/policies"
 EOF
     "$SLUIS_BIN" serve --config "$cfg" >"$BENCH_DIR/sluis.out" 2>"$BENCH_DIR/sluis.err" &
     SLUIS_PID=$!
