@@ -84,6 +84,19 @@ pub fn split_fields(buf: &[u8]) -> Vec<Field<'_>> {
     fields
 }
 
+/// A header value as an RFC 2047 encoded word when it is not plain ASCII.
+pub fn encode_word(s: &str) -> String {
+    use base64::Engine;
+    if s.is_ascii() {
+        s.to_string()
+    } else {
+        format!(
+            "=?utf-8?b?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
+        )
+    }
+}
+
 /// A field value as one line, folding whitespace removed.
 pub fn unfold(v: &[u8]) -> String {
     let s = String::from_utf8_lossy(v);

@@ -107,18 +107,6 @@ pub fn controls(msg: &[u8], c: &mut SenderChoice, tags: &TagWords) {
     }
 }
 
-fn encode_subject(s: &str) -> String {
-    use base64::Engine;
-    if s.is_ascii() {
-        s.to_string()
-    } else {
-        format!(
-            "=?utf-8?b?{}?=",
-            base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
-        )
-    }
-}
-
 /// The message as it may leave: control headers removed and tags taken out of the subject.
 /// Untouched (byte for byte) when there is nothing to remove.
 pub fn strip(msg: &[u8], decoded_subject: &str, tags: &TagWords) -> Vec<u8> {
@@ -129,7 +117,7 @@ pub fn strip(msg: &[u8], decoded_subject: &str, tags: &TagWords) -> Vec<u8> {
             return None;
         }
         if lower == "subject" && !choice.tags.is_empty() {
-            return Some(format!("{}: {}\r\n", f.name, encode_subject(&clean)).into_bytes());
+            return Some(format!("{}: {}\r\n", f.name, headers::encode_word(&clean)).into_bytes());
         }
         Some(f.raw.to_vec())
     })

@@ -1,6 +1,6 @@
 //! Delivery status notifications (RFC 3464) for recipients that failed for good.
 
-use crate::queue::{Envelope, MessageReader, Recipient, new_id, now};
+use crate::queue::{Envelope, MessageReader, Recipient, new_id};
 use std::io::Read;
 
 pub struct Failure<'a> {
@@ -130,26 +130,7 @@ pub fn build(
         bytes.extend_from_slice(b"\r\n");
     }
     bytes.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let dsn_env = Envelope {
-        id,
-        mail_from: String::new(),
-        recipients: vec![Recipient {
-            address: env.mail_from.clone(),
-            orcpt: None,
-            notify: 0,
-        }],
-        received_at: now(),
-        client_ip: "127.0.0.1".into(),
-        helo: hostname.into(),
-        tls: false,
-        body_8bit: true,
-        smtputf8: env.smtputf8,
-        env_id: None,
-        ret_headers_only: true,
-        message_id: None,
-        already_processed: false,
-        internal: true,
-    };
+    let dsn_env = crate::notice::generated_envelope(id, hostname, env);
     (dsn_env, bytes)
 }
 

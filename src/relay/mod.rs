@@ -3,6 +3,8 @@
 pub mod client;
 pub mod dsn;
 pub mod maildir;
+mod pool;
+mod prepare;
 pub mod route;
 pub mod tlsconf;
 
@@ -49,13 +51,6 @@ pub struct Relay {
     /// Idle connections to next hops, reused for the following messages.
     pool: Mutex<HashMap<SocketAddr, Vec<(Instant, Connection)>>>,
 }
-
-/// How long an idle connection is kept, and how many messages one carries at most.
-const POOL_IDLE: Duration = Duration::from_secs(5);
-const POOL_MAX_TRANSACTIONS: u32 = 100;
-const POOL_MAX_IDLE_PER_HOST: usize = 16;
-/// Messages up to this size are read without a blocking thread.
-const INLINE_BODY: u64 = 256 * 1024;
 
 impl Relay {
     pub fn new(
@@ -303,91 +298,6 @@ impl Relay {
         self.schedule(id, st.next_attempt);
     }
 
-    /// Examines a message the first time it is attempted and acts on the decision.
-    /// Returns why it must wait, or None when it may be delivered now.
-    async fn prepare(&self, id: &str, env: &Envelope, st: &mut DeliveryState) -> Option<String> {
-        if env.internal || env.already_processed {
-            return None;
-        }
-        let mut subject = None;
-        if st.decision.is_none() {
-            let Ok(_permit) = self.inspecting.clone().acquire_owned().await else {
-                return Some("shutting down".into());
-            };
-            let store = self.store.clone();
-            let pipeline = self.pipeline.clone();
-            let idc = id.to_string();
-            let rcpts: Vec<String> = env.recipients.iter().map(|r| r.address.clone()).collect();
-            let r = tokio::task::spawn_blocking(move || {
-                let (_, mut m) = store.open_message(&idc).map_err(|e| e.to_string())?;
-                let mut bytes = Vec::new();
-                m.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-                Ok::<_, String>(pipeline.examine(&bytes, &rcpts))
-            })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r);
-            let ex = match r {
-                Ok(ex) => ex,
-                // Fail closed: a message that cannot be examined does not leave.
-                Err(e) => return Some(format!("451 4.3.0 cannot examine message: {e}")),
-            };
-            let d = &ex.decision;
-            tracing::info!(
-                id,
-                verdict = ?d.verdict,
-                rules = ?d.rules,
-                findings = d.findings.len(),
-                unscannable = d.unscannable.len(),
-                "policy decision"
-            );
-            if ex.strip {
-                st.strip = Some(ex.inspection.subject.clone());
-            }
-            subject =
-                Some(crate::policy::tags::parse_subject(&ex.inspection.subject, &ex.policy.tags).0);
-            st.decision = Some(ex.decision);
-        }
-        let d = st.decision.as_ref()?;
-        if let Some(reason) = crate::pipeline::hold_reason(&d.verdict) {
-            return Some(reason);
-        }
-        if d.verdict == crate::policy::decide::Verdict::Notify
-            && !st.noticed
-            && !env.mail_from.is_empty()
-        {
-            let org = crate::notice::Org {
-                hostname: &self.hostname,
-                name: &self.cfg.organisation.name,
-                language: &self.cfg.organisation.default_language,
-            };
-            let subject = subject.unwrap_or_else(|| self.subject_of(id));
-            let (nenv, bytes) = crate::notice::build(&org, env, &subject, d);
-            match self.store.enqueue_bytes(&nenv, &bytes).await {
-                Ok(nid) => {
-                    st.noticed = true;
-                    tracing::info!(id = %nid, original = %id, "policy notice queued for the sender");
-                    self.schedule(&nid, now_ms());
-                }
-                Err(e) => tracing::error!(original = %id, error = %e, "cannot queue policy notice"),
-            }
-        }
-        None
-    }
-
-    fn subject_of(&self, id: &str) -> String {
-        let Ok((_, m)) = self.store.open_message(id) else {
-            return String::new();
-        };
-        let head = dsn::original_headers(m);
-        let n = crate::headers::block_len(&head);
-        crate::headers::split_fields(&head[..n])
-            .iter()
-            .find(|f| f.name.eq_ignore_ascii_case("subject"))
-            .map(|f| crate::headers::unfold(f.value))
-            .unwrap_or_default()
-    }
-
     async fn deliver_pending(&self, id: &str, env: &Envelope, st: &mut DeliveryState) {
         let pending: Vec<usize> = (0..env.recipients.len())
             .filter(|&i| st.status[i].is_pending())
@@ -511,131 +421,6 @@ impl Relay {
             }
         }
         last
-    }
-
-    fn take_pooled(&self, addr: SocketAddr) -> Option<Connection> {
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        let idle = pool.get_mut(&addr)?;
-        while let Some((since, conn)) = idle.pop() {
-            if since.elapsed() < POOL_IDLE {
-                return Some(conn);
-            }
-            tokio::spawn(conn.quit());
-        }
-        None
-    }
-
-    fn put_pooled(&self, addr: SocketAddr, conn: Connection) {
-        if conn.transactions >= POOL_MAX_TRANSACTIONS {
-            tokio::spawn(conn.quit());
-            return;
-        }
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        let idle = pool.entry(addr).or_default();
-        if idle.len() < POOL_MAX_IDLE_PER_HOST {
-            idle.push((Instant::now(), conn));
-        } else {
-            tokio::spawn(conn.quit());
-        }
-    }
-
-    /// One transaction to one address, on a pooled connection when there is one. A pooled
-    /// connection that turns out dead (the server closed it while idle) is replaced once.
-    async fn transact(
-        &self,
-        addr: SocketAddr,
-        name: &str,
-        id: &str,
-        tx: &Transaction<'_>,
-        st: &DeliveryState,
-    ) -> Vec<Outcome> {
-        let mut pooled = self.take_pooled(addr);
-        loop {
-            let reused = pooled.is_some();
-            let mut conn = match pooled.take() {
-                Some(c) => c,
-                None => match Connection::open(addr, name, &self.client).await {
-                    Ok(c) => c,
-                    Err(f) => return vec![f; tx.rcpts.len()],
-                },
-            };
-            match conn.send(tx, self.body(id, self.stripper(st))).await {
-                Ok(outcomes) => {
-                    self.put_pooled(addr, conn);
-                    return outcomes;
-                }
-                Err(_) if reused => continue,
-                Err(f) => return vec![f; tx.rcpts.len()],
-            }
-        }
-    }
-
-    /// The message bytes, read and decrypted on a blocking thread, in bounded chunks.
-    /// The transformation that takes tags and control headers out, when one is needed.
-    fn stripper(&self, st: &DeliveryState) -> Option<Stripper> {
-        let subject = st.strip.clone()?;
-        let policy = self.pipeline.policy.get();
-        Some(Arc::new(move |m: &[u8]| {
-            crate::policy::tags::strip(m, &subject, &policy.tags)
-        }))
-    }
-
-    fn body(&self, id: &str, strip: Option<Stripper>) -> mpsc::Receiver<io::Result<Vec<u8>>> {
-        let (tx, rx) = mpsc::channel(4);
-        if let Some(f) = strip {
-            // Rare (the sender used tags or headers): the whole message is rewritten in memory.
-            let r = self
-                .store
-                .open_message(id)
-                .map_err(|e| io::Error::other(e.to_string()))
-                .and_then(|(_, mut m)| {
-                    let mut v = Vec::new();
-                    m.read_to_end(&mut v).map(|_| f(&v))
-                });
-            let _ = tx.try_send(r);
-            return rx;
-        }
-        // Small messages are read right here: cheaper than a hand-off to a blocking thread.
-        if self.store.stored_size(id) <= INLINE_BODY {
-            let r = self
-                .store
-                .open_message(id)
-                .map_err(|e| io::Error::other(e.to_string()))
-                .and_then(|(_, mut m)| {
-                    let mut v = Vec::with_capacity(INLINE_BODY as usize);
-                    m.read_to_end(&mut v).map(|_| v)
-                });
-            let _ = tx.try_send(r);
-            return rx;
-        }
-        let store = self.store.clone();
-        let id = id.to_string();
-        tokio::task::spawn_blocking(move || {
-            let mut msg = match store.open_message(&id) {
-                Ok((_, m)) => m,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
-                    return;
-                }
-            };
-            loop {
-                let mut buf = vec![0u8; 64 * 1024];
-                match msg.read(&mut buf) {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        if tx.blocking_send(Ok(buf)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
-                }
-            }
-        });
-        rx
     }
 
     async fn bounce(&self, env: &Envelope, st: &DeliveryState, failed: &[usize]) {

@@ -1,0 +1,97 @@
+//! Before the first delivery attempt: examine the message and act on the policy decision.
+
+use super::{Relay, dsn, now_ms};
+use crate::queue::{DeliveryState, Envelope};
+use std::io::Read;
+
+impl Relay {
+    /// Examines a message the first time it is attempted and acts on the decision.
+    /// Returns why it must wait, or None when it may be delivered now.
+    pub(super) async fn prepare(
+        &self,
+        id: &str,
+        env: &Envelope,
+        st: &mut DeliveryState,
+    ) -> Option<String> {
+        if env.internal || env.already_processed {
+            return None;
+        }
+        let mut subject = None;
+        if st.decision.is_none() {
+            let Ok(_permit) = self.inspecting.clone().acquire_owned().await else {
+                return Some("shutting down".into());
+            };
+            let store = self.store.clone();
+            let pipeline = self.pipeline.clone();
+            let idc = id.to_string();
+            let rcpts: Vec<String> = env.recipients.iter().map(|r| r.address.clone()).collect();
+            let r = tokio::task::spawn_blocking(move || {
+                let (_, mut m) = store.open_message(&idc).map_err(|e| e.to_string())?;
+                let mut bytes = Vec::new();
+                m.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+                Ok::<_, String>(pipeline.examine(&bytes, &rcpts))
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            let ex = match r {
+                Ok(ex) => ex,
+                // Fail closed: a message that cannot be examined does not leave.
+                Err(e) => return Some(format!("451 4.3.0 cannot examine message: {e}")),
+            };
+            let d = &ex.decision;
+            tracing::info!(
+                id,
+                verdict = ?d.verdict,
+                rules = ?d.rules,
+                findings = d.findings.len(),
+                unscannable = d.unscannable.len(),
+                "policy decision"
+            );
+            if ex.strip {
+                st.strip = Some(ex.inspection.subject.clone());
+            }
+            subject =
+                Some(crate::policy::tags::parse_subject(&ex.inspection.subject, &ex.policy.tags).0);
+            st.decision = Some(ex.decision);
+        }
+        let d = st.decision.as_ref()?;
+        if let Some(reason) = crate::pipeline::hold_reason(&d.verdict) {
+            return Some(reason);
+        }
+        if d.verdict == crate::policy::decide::Verdict::Notify
+            && !st.noticed
+            && !env.mail_from.is_empty()
+        {
+            let org = crate::notice::Org {
+                hostname: &self.hostname,
+                name: &self.cfg.organisation.name,
+                language: &self.cfg.organisation.default_language,
+            };
+            let subject = subject.unwrap_or_else(|| self.subject_of(id));
+            let (nenv, bytes) = crate::notice::build(&org, env, &subject, d);
+            match self.store.enqueue_bytes(&nenv, &bytes).await {
+                Ok(nid) => {
+                    st.noticed = true;
+                    tracing::info!(id = %nid, original = %id, "policy notice queued for the sender");
+                    self.schedule(&nid, now_ms());
+                }
+                Err(e) => tracing::error!(original = %id, error = %e, "cannot queue policy notice"),
+            }
+        }
+        None
+    }
+
+    fn subject_of(&self, id: &str) -> String {
+        let Ok((_, m)) = self.store.open_message(id) else {
+            return String::new();
+        };
+        let head = dsn::original_headers(m);
+        let n = crate::headers::block_len(&head);
+        crate::headers::split_fields(&head[..n])
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case("subject"))
+            .map(|f| crate::headers::unfold(f.value))
+            .unwrap_or_default()
+    }
+}
