@@ -39,7 +39,10 @@ impl Rng {
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+    fn pick_owned<'a>(&mut self, items: &'a [String]) -> &'a str {
         &items[self.below(items.len())]
     }
 }
@@ -221,13 +224,13 @@ fn sentence(rng: &mut Rng, vocab: &[String], policy_words: &[String]) -> String 
         let w: &str = if r < 450 {
             rng.pick(FUNCTION_WORDS)
         } else if r < 940 {
-            rng.pick(vocab)
+            rng.pick_owned(vocab)
         } else if r < 960 {
             rng.pick(ACCENTED)
         } else if r < 975 {
             rng.pick(NUMBERS)
         } else {
-            rng.pick(policy_words)
+            rng.pick_owned(policy_words)
         };
         if k == 0 {
             let mut c = w.chars();
@@ -505,6 +508,14 @@ fn measure(
         raw_scan(raw_ac, msg),
         raw_scan(raw_ac, decoded.as_bytes()),
     );
+    let distinct: HashSet<&str> = insp.texts.iter().map(|t| t.text.as_str()).collect();
+    if distinct.len() < insp.texts.len() {
+        println!(
+            "  {} of {} texts are byte-identical to another one (same content in two MIME alternatives or attachments)",
+            insp.texts.len() - distinct.len(),
+            insp.texts.len()
+        );
+    }
     for u in insp.unscannable.iter().take(3) {
         println!("  unscannable: {}: {}", u.origin, u.reason);
     }
@@ -586,15 +597,30 @@ fn main() {
         "sluis inspection benchmark: {} policy words, single thread, best of N (>= {MIN_RUNS} runs, >= {MIN_SECS} s)",
         words.len()
     );
+    // SLUIS_BENCH_MAIL=text or =attachments measures one mail only (for profiling).
+    let only = std::env::var("SLUIS_BENCH_MAIL").unwrap_or_default();
     let mut rows = Vec::new();
-    let text = measure("text-heavy", &text_mail, &policy, &raw_ac, &mut rows);
-    let att = measure(
-        "PDF/DOCX attachments",
-        &attach_mail,
-        &policy,
-        &raw_ac,
-        &mut rows,
-    );
+    let nothing = || Figures {
+        pipeline: f64::NAN,
+        inspect: f64::NAN,
+        raw: f64::NAN,
+    };
+    let text = if only.is_empty() || only == "text" {
+        measure("text-heavy", &text_mail, &policy, &raw_ac, &mut rows)
+    } else {
+        nothing()
+    };
+    let att = if only.is_empty() || only == "attachments" {
+        measure(
+            "PDF/DOCX attachments",
+            &attach_mail,
+            &policy,
+            &raw_ac,
+            &mut rows,
+        )
+    } else {
+        nothing()
+    };
 
     println!();
     println!("| mail | measurement | bytes | best ms | runs | MB/s |");

@@ -20,6 +20,12 @@ const TAG: usize = 16;
 const MAGIC: &[u8; 8] = b"SLUISv1\0";
 const STREAM_NONCE: usize = 7;
 pub const HEADER_LEN: usize = 8 + 4 + 12 + 48 + STREAM_NONCE;
+/// Magic of a blob sealed with a data key that the caller keeps (wrapped elsewhere).
+const KEYED_MAGIC: &[u8; 8] = b"SLUISk1\0";
+/// Header of a blob sealed with a given data key: magic and the per-blob stream nonce.
+pub const KEYED_HEADER_LEN: usize = 8 + STREAM_NONCE;
+/// Overhead per chunk (the authentication tag).
+pub const CHUNK_TAG: usize = TAG;
 
 #[derive(Debug, Error)]
 pub enum KeyError {
@@ -117,6 +123,91 @@ impl Keyring {
         (*id, key)
     }
 
+    /// The id of the master key that wraps new data keys (the highest id).
+    pub fn current_id(&self) -> u32 {
+        self.current().0
+    }
+
+    /// The ids of all master keys in the ring, lowest first.
+    pub fn ids(&self) -> Vec<u32> {
+        self.keys.keys().copied().collect()
+    }
+
+    /// The current master key, for wrapping data keys (crate-internal: never leaves the process).
+    pub(crate) fn current_master(&self) -> (u32, &[u8; 32]) {
+        self.current()
+    }
+
+    /// The master key with this id, for unwrapping.
+    pub(crate) fn master(&self, id: u32) -> Option<&[u8; 32]> {
+        self.keys.get(&id)
+    }
+
+    /// Adds a master key under `id` (in memory only); refuses an id already in use.
+    pub fn add_key(&mut self, id: u32, key: [u8; 32]) -> Result<(), KeyError> {
+        if self.keys.contains_key(&id) {
+            return Err(KeyError::File(
+                "(in memory)".into(),
+                format!("key id {id} is already in use"),
+            ));
+        }
+        self.keys.insert(id, key);
+        Ok(())
+    }
+
+    /// Rotates the master key: appends a fresh `ID HEXKEY` line (id one above the highest in the
+    /// file and in memory) to the key file, fsyncs it (mode 0600) and its directory, and adds
+    /// every key in the file to this ring. New data keys are then wrapped with the new key; older
+    /// keys still unwrap. Returns the new key id.
+    pub fn rotate(&mut self, path: &Path) -> Result<u32, KeyError> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let name = path.display().to_string();
+        let fail = |m: String| KeyError::File(name.clone(), m);
+        let on_disk = if path.exists() {
+            Some(Keyring::load_or_create(path)?)
+        } else {
+            None
+        };
+        let max_disk = on_disk.as_ref().map(|k| k.current().0).unwrap_or(0);
+        let id = max_disk
+            .max(self.current().0)
+            .checked_add(1)
+            .ok_or_else(|| fail("no key id left".into()))?;
+        let key = random_bytes::<32>();
+        let needs_newline = match std::fs::read(path) {
+            Ok(b) => !b.is_empty() && !b.ends_with(b"\n"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| fail(e.to_string()))?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| fail(e.to_string()))?;
+        let line = format!(
+            "{}{id} {}\n",
+            if needs_newline { "\n" } else { "" },
+            hex::encode(key)
+        );
+        f.write_all(line.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| fail(e.to_string()))?;
+        crate::fsutil::sync_parent(path).map_err(|e| fail(e.to_string()))?;
+        if let Some(disk) = on_disk {
+            for (kid, k) in disk.keys {
+                self.keys.entry(kid).or_insert(k);
+            }
+        }
+        self.keys.insert(id, key);
+        Ok(id)
+    }
+
     /// A key for a purpose other than wrapping (HMACs), derived so it never equals the master key.
     pub fn derive(&self, purpose: &str) -> [u8; 32] {
         let (_, key) = self.keys.iter().next().expect("keyring is never empty");
@@ -153,6 +244,9 @@ pub struct SealWriter<W: Write> {
     inner: W,
     enc: Option<EncryptorBE32<Aes256GcmSiv>>,
     buf: Vec<u8>,
+    /// Associated data of every chunk: empty for master-key blobs, the caller's context (such as
+    /// a blob id) for blobs sealed with a given data key.
+    aad: Vec<u8>,
 }
 
 impl<W: Write> SealWriter<W> {
@@ -185,12 +279,35 @@ impl<W: Write> SealWriter<W> {
             inner,
             enc: Some(enc),
             buf: Vec::with_capacity(CHUNK + TAG),
+            aad: Vec::new(),
+        })
+    }
+
+    /// Seals with a data key that the caller keeps (wrapped elsewhere, e.g. per message): the
+    /// header holds only a distinct magic and a fresh per-blob stream nonce.
+    pub fn with_key(dek: &[u8; 32], inner: W) -> io::Result<Self> {
+        Self::with_key_bound(dek, b"", inner)
+    }
+
+    /// Like [`SealWriter::with_key`], and binds every chunk to `context` (such as the blob id):
+    /// the blob opens only with the same context, so blobs cannot be swapped undetected.
+    pub fn with_key_bound(dek: &[u8; 32], context: &[u8], mut inner: W) -> io::Result<Self> {
+        let stream_nonce = random_bytes::<STREAM_NONCE>();
+        let mut header = [0u8; KEYED_HEADER_LEN];
+        header[..8].copy_from_slice(KEYED_MAGIC);
+        header[8..].copy_from_slice(&stream_nonce);
+        inner.write_all(&header)?;
+        Ok(SealWriter {
+            inner,
+            enc: Some(EncryptorBE32::new(dek.into(), (&stream_nonce).into())),
+            buf: Vec::with_capacity(CHUNK + TAG),
+            aad: context.to_vec(),
         })
     }
 
     fn flush_chunk(&mut self) -> io::Result<()> {
         let enc = self.enc.as_mut().expect("not finished");
-        enc.encrypt_next_in_place(b"", &mut self.buf)
+        enc.encrypt_next_in_place(&self.aad, &mut self.buf)
             .map_err(|_| io::Error::other("encryption failed"))?;
         self.inner.write_all(&self.buf)?;
         self.buf.clear();
@@ -200,7 +317,7 @@ impl<W: Write> SealWriter<W> {
     /// Writes the final chunk; without it the blob does not open.
     pub fn finish(mut self) -> io::Result<W> {
         let enc = self.enc.take().expect("finish once");
-        enc.encrypt_last_in_place(b"", &mut self.buf)
+        enc.encrypt_last_in_place(&self.aad, &mut self.buf)
             .map_err(|_| io::Error::other("encryption failed"))?;
         self.inner.write_all(&self.buf)?;
         self.inner.flush()?;
@@ -239,6 +356,7 @@ pub struct SealReader<R: Read> {
     buf: Vec<u8>,
     pos: usize,
     done: bool,
+    aad: Vec<u8>,
 }
 
 impl<R: Read> SealReader<R> {
@@ -273,6 +391,37 @@ impl<R: Read> SealReader<R> {
             buf: Vec::with_capacity(CHUNK + TAG),
             pos: 0,
             done: false,
+            aad: Vec::new(),
+        })
+    }
+
+    /// Opens a blob written by [`SealWriter::with_key`].
+    pub fn with_key(dek: &[u8; 32], inner: R) -> Result<Self, SealError> {
+        Self::with_key_bound(dek, b"", inner)
+    }
+
+    /// Opens a blob written by [`SealWriter::with_key_bound`] with the same context.
+    pub fn with_key_bound(dek: &[u8; 32], context: &[u8], mut inner: R) -> Result<Self, SealError> {
+        let mut header = [0u8; KEYED_HEADER_LEN];
+        inner.read_exact(&mut header).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                SealError::BadMagic
+            } else {
+                SealError::Io(e)
+            }
+        })?;
+        if &header[..8] != KEYED_MAGIC {
+            return Err(SealError::BadMagic);
+        }
+        let mut stream_nonce = [0u8; STREAM_NONCE];
+        stream_nonce.copy_from_slice(&header[8..]);
+        Ok(SealReader {
+            inner,
+            dec: Some(DecryptorBE32::new(dek.into(), (&stream_nonce).into())),
+            buf: Vec::with_capacity(CHUNK + TAG),
+            pos: 0,
+            done: false,
+            aad: context.to_vec(),
         })
     }
 
@@ -291,11 +440,11 @@ impl<R: Read> SealReader<R> {
         self.pos = 0;
         if got == CHUNK + TAG {
             let dec = self.dec.as_mut().expect("not done");
-            dec.decrypt_next_in_place(b"", &mut self.buf)
+            dec.decrypt_next_in_place(&self.aad, &mut self.buf)
                 .map_err(|_| io::Error::from(SealError::Tampered))?;
         } else {
             let dec = self.dec.take().expect("not done");
-            dec.decrypt_last_in_place(b"", &mut self.buf)
+            dec.decrypt_last_in_place(&self.aad, &mut self.buf)
                 .map_err(|_| io::Error::from(SealError::Tampered))?;
             self.done = true;
         }
@@ -329,6 +478,29 @@ pub fn seal_bytes(keys: &Keyring, data: &[u8]) -> io::Result<Vec<u8>> {
 
 pub fn open_bytes(keys: &Keyring, data: &[u8]) -> Result<Vec<u8>, SealError> {
     let mut r = SealReader::new(keys, data)?;
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidData => SealError::Tampered,
+        _ => SealError::Io(e),
+    })?;
+    Ok(out)
+}
+
+/// Seals a small value with a given data key, bound to `context`.
+pub fn seal_bytes_with_key(dek: &[u8; 32], context: &[u8], data: &[u8]) -> io::Result<Vec<u8>> {
+    let out = Vec::with_capacity(data.len() + KEYED_HEADER_LEN + TAG);
+    let mut w = SealWriter::with_key_bound(dek, context, out)?;
+    w.write_all(data)?;
+    w.finish()
+}
+
+/// Opens a value sealed by [`seal_bytes_with_key`] with the same key and context.
+pub fn open_bytes_with_key(
+    dek: &[u8; 32],
+    context: &[u8],
+    data: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let mut r = SealReader::with_key_bound(dek, context, data)?;
     let mut out = Vec::new();
     r.read_to_end(&mut out).map_err(|e| match e.kind() {
         io::ErrorKind::InvalidData => SealError::Tampered,

@@ -110,8 +110,16 @@ pub fn scan(policy: &Policy, insp: &Inspection) -> Scan {
                 });
             }
         };
+    // The text and HTML versions of one body often normalise to the same text: scanning it
+    // twice would cost time and count every word twice (min_count would fire on one mention).
+    let mut seen = std::collections::HashSet::new();
     for t in &insp.texts {
         let text = t.text.as_str();
+        if !seen.insert(text) {
+            continue;
+        }
+        // Every identifier needs digits: text without any skips the number scanners.
+        let has_digits = text.bytes().any(|b| b.is_ascii_digit());
         if let Some(ac) = &policy.words {
             for m in ac.find_overlapping_iter(text) {
                 let i = policy.word_owner[m.pattern().as_usize()];
@@ -131,6 +139,9 @@ pub fn scan(policy: &Policy, insp: &Inspection) -> Scan {
         for (i, d) in policy.detectors.iter().enumerate() {
             let found: Vec<(usize, usize, String)> = match d.kind {
                 DetectorType::Words => continue,
+                DetectorType::Bsn | DetectorType::Iban | DetectorType::Card if !has_digits => {
+                    continue;
+                }
                 DetectorType::Regex => d
                     .regex
                     .as_ref()

@@ -224,3 +224,26 @@ fn errors_name_file_and_line() {
     let e = Policy::load(dir.path()).unwrap_err().to_string();
     assert!(e.contains("need a protection"), "{e}");
 }
+
+#[test]
+fn the_same_text_twice_counts_once() {
+    let p = policy(
+        "[detectors.geld]\ntype = \"words\"\nwords = [\"salarisstrook\"]\nmin_count = 2\n\n\
+         [[rules]]\nname = \"r\"\ndetectors = [\"geld\"]\naction = \"notify\"\n",
+    );
+    // What a multipart/alternative body looks like after inspection: the same words twice.
+    let mut i = insp("hierbij je salarisstrook");
+    i.texts.push(i.texts[0].clone());
+    assert_eq!(
+        verdict(&p, &i, &["x@gmail.com"], SenderChoice::default()),
+        Verdict::Deliver
+    );
+    i.texts.push(Text {
+        origin: "attachment b.txt".into(),
+        text: crate::inspect::normalize("nog een salarisstrook"),
+    });
+    assert_eq!(
+        verdict(&p, &i, &["x@gmail.com"], SenderChoice::default()),
+        Verdict::Notify
+    );
+}

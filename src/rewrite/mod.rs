@@ -1,0 +1,256 @@
+//! The mail a recipient gets instead of protected content: attachments replaced by a link
+//! block (public and secure files), or the whole message replaced by a notification with an
+//! 'Open bericht' button (secure message). One copy per recipient, each with its own link.
+
+pub mod words;
+
+use crate::headers::{self, encode_word};
+use crate::policy::schema::Protection;
+use chrono::{DateTime, Utc};
+use mail_builder::MessageBuilder;
+use mail_parser::{MessageParser, MimeHeaders, PartType};
+use words::Lang;
+
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    pub name: String,
+    pub size: u64,
+}
+
+/// Everything that differs between the copies of one protected message.
+pub struct Copy<'a> {
+    pub protection: Protection,
+    pub org_name: &'a str,
+    /// Host of the portal, shown so recipients can tell the link is genuine.
+    pub portal_host: &'a str,
+    pub language: &'a str,
+    /// How the sender is named in the notification.
+    pub sender: &'a str,
+    /// This recipient's personal link.
+    pub link: &'a str,
+    pub expires: DateTime<Utc>,
+    pub files: &'a [FileInfo],
+    /// Replace the subject by a neutral one (secure message, as the policy says).
+    pub neutral_subject: bool,
+    /// The subject without tags.
+    pub subject: &'a str,
+}
+
+pub fn escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c if c.is_control() && c != '\n' => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn fill(template: &str, value: &str) -> String {
+    template.replacen("{}", value, 1)
+}
+
+fn clean(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect()
+}
+
+const BUTTON: &str = "display:inline-block;padding:12px 24px;background:#0b5cad;color:#ffffff;\
+text-decoration:none;border-radius:4px;font-weight:bold";
+const BOX: &str = "font-family:Arial,Helvetica,sans-serif;font-size:15px;color:#1a1a1a;\
+border:1px solid #d0d7de;border-radius:6px;padding:16px;margin:16px 0;max-width:560px";
+
+fn file_list_text(l: &Lang, files: &[FileInfo]) -> String {
+    files
+        .iter()
+        .map(|f| format!("  - {} ({})\r\n", clean(&f.name), words::size(l, f.size)))
+        .collect()
+}
+
+fn file_list_html(l: &Lang, files: &[FileInfo]) -> String {
+    let items: String = files
+        .iter()
+        .map(|f| format!("<li>{} ({})</li>", escape(&f.name), words::size(l, f.size)))
+        .collect();
+    format!("<ul style=\"margin:8px 0;padding-left:20px\">{items}</ul>")
+}
+
+/// The notification or link block, in one language.
+fn block_text(l: &Lang, c: &Copy<'_>) -> String {
+    let until = fill(l.until, &words::date(l, c.expires));
+    match c.protection {
+        Protection::SecureMessage => format!(
+            "{}\r\n\r\n{}: {}\r\n\r\n{}\r\n",
+            fill(l.secure_message, &clean(c.sender)),
+            l.open,
+            c.link,
+            until
+        ),
+        p => format!(
+            "{}\r\n{}\r\n{}: {}\r\n{}\r\n",
+            if p == Protection::PublicFiles {
+                l.files_public
+            } else {
+                l.files_secure
+            },
+            file_list_text(l, c.files),
+            l.download,
+            c.link,
+            until
+        ),
+    }
+}
+
+fn block_html(l: &Lang, c: &Copy<'_>) -> String {
+    let until = escape(&fill(l.until, &words::date(l, c.expires)));
+    let link = escape(c.link);
+    match c.protection {
+        Protection::SecureMessage => format!(
+            "<div style=\"{BOX}\"><p>{}</p><p><a href=\"{link}\" style=\"{BUTTON}\">{}</a></p><p>{until}</p></div>",
+            escape(&fill(l.secure_message, c.sender)),
+            l.open
+        ),
+        p => format!(
+            "<div style=\"{BOX}\"><p>{}</p>{}<p><a href=\"{link}\" style=\"{BUTTON}\">{}</a></p><p>{until}</p></div>",
+            if p == Protection::PublicFiles {
+                l.files_public
+            } else {
+                l.files_secure
+            },
+            file_list_html(l, c.files),
+            l.download
+        ),
+    }
+}
+
+fn footer(l: &Lang, c: &Copy<'_>) -> String {
+    fill(&fill(l.footer, &clean(c.org_name)), c.portal_host)
+}
+
+/// Header fields of the original that the copy keeps as they were written.
+fn kept_headers(original: &[u8]) -> Vec<u8> {
+    let n = headers::block_len(original);
+    let mut out = Vec::new();
+    for f in headers::split_fields(&original[..n]) {
+        let lower = f.name.to_ascii_lowercase();
+        let drop = matches!(
+            lower.as_str(),
+            "bcc"
+                | "subject"
+                | "mime-version"
+                | "content-type"
+                | "content-transfer-encoding"
+                | "content-disposition"
+                | "content-id"
+                | "content-description"
+                | "dkim-signature"
+        ) || (lower.starts_with("x-sluis-") && lower != "x-sluis-processed");
+        if !drop {
+            out.extend_from_slice(f.raw);
+        }
+    }
+    out
+}
+
+/// Builds one recipient's copy from the original message.
+pub fn build(original: &[u8], c: &Copy<'_>) -> std::io::Result<Vec<u8>> {
+    let (first, second) = words::lang(c.language);
+    let parsed = MessageParser::default().parse(original);
+    let subject = if c.neutral_subject && c.protection == Protection::SecureMessage {
+        fill(first.neutral_subject, &clean(c.org_name))
+    } else {
+        clean(c.subject)
+    };
+    let mut body = MessageBuilder::new();
+    let (text, html) = match c.protection {
+        Protection::SecureMessage => {
+            let text = format!(
+                "{}\r\n-- \r\n\r\n{}\r\n{}\r\n",
+                block_text(first, c),
+                block_text(second, c),
+                footer(first, c)
+            );
+            let html = format!(
+                "<!DOCTYPE html><html><body style=\"margin:0;padding:16px;background:#f6f8fa\">{}{}\
+                 <p style=\"font-family:Arial,sans-serif;font-size:12px;color:#57606a\">{}</p></body></html>",
+                block_html(first, c),
+                block_html(second, c),
+                escape(&footer(first, c))
+            );
+            (text, Some(html))
+        }
+        _ => {
+            let orig_text = parsed
+                .as_ref()
+                .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+                .unwrap_or_default();
+            let text = format!(
+                "{}\r\n\r\n-----\r\n{}\r\n{}\r\n{}\r\n",
+                orig_text.trim_end(),
+                block_text(first, c),
+                block_text(second, c),
+                footer(first, c)
+            );
+            let html = parsed
+                .as_ref()
+                .and_then(|m| m.html_bodies().next().and_then(|p| p.text_contents().map(str::to_string)))
+                .map(|h| {
+                    let block = format!(
+                        "{}{}<p style=\"font-family:Arial,sans-serif;font-size:12px;color:#57606a\">{}</p>",
+                        block_html(first, c),
+                        block_html(second, c),
+                        escape(&footer(first, c))
+                    );
+                    match h.to_ascii_lowercase().rfind("</body>") {
+                        Some(i) => format!("{}{block}{}", &h[..i], &h[i..]),
+                        None => format!("{h}{block}"),
+                    }
+                });
+            // Inline images the HTML refers to stay; every other attachment is replaced.
+            if let (Some(m), true) = (parsed.as_ref(), html.is_some()) {
+                for part in m.parts.iter() {
+                    let inline = part
+                        .content_disposition()
+                        .is_none_or(|d| !d.is_attachment());
+                    if let (
+                        Some(cid),
+                        true,
+                        PartType::InlineBinary(data) | PartType::Binary(data),
+                    ) = (part.content_id(), inline, &part.body)
+                    {
+                        let ct = part
+                            .content_type()
+                            .map(|t| {
+                                format!("{}/{}", t.ctype(), t.subtype().unwrap_or("octet-stream"))
+                            })
+                            .unwrap_or_else(|| "application/octet-stream".into());
+                        body = body.inline(ct, cid.to_string(), data.to_vec());
+                    }
+                }
+            }
+            (text, html)
+        }
+    };
+    body = body.text_body(text);
+    if let Some(h) = html {
+        body = body.html_body(h);
+    }
+    let mut out = kept_headers(original);
+    out.extend_from_slice(
+        format!(
+            "Subject: {}\r\nMIME-Version: 1.0\r\n",
+            encode_word(&subject)
+        )
+        .as_bytes(),
+    );
+    body.write_body(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

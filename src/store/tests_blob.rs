@@ -1,0 +1,223 @@
+//! Blob store and keyed sealing: roundtrips at chunk edges, tampering, wrong keys, deletion.
+
+use super::*;
+use crate::seal::{CHUNK, KEYED_HEADER_LEN};
+use sha2::{Digest, Sha256};
+use std::io::{self, Read};
+
+/// A deterministic byte stream of `left` bytes: a prime-length pattern, so no chunk repeats.
+pub(super) struct Gen {
+    pattern: Vec<u8>,
+    pos: usize,
+    left: u64,
+}
+
+impl Gen {
+    pub(super) fn new(len: u64, seed: u64) -> Gen {
+        let mut x = seed | 1;
+        let pattern = (0..1_048_573)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        Gen {
+            pattern,
+            pos: 0,
+            left: len,
+        }
+    }
+}
+
+impl Read for Gen {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = out
+            .len()
+            .min(self.pattern.len() - self.pos)
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        out[..n].copy_from_slice(&self.pattern[self.pos..self.pos + n]);
+        self.pos = (self.pos + n) % self.pattern.len();
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+fn sha_of(r: &mut dyn Read) -> io::Result<([u8; 32], u64)> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 100_000];
+    let mut n = 0u64;
+    loop {
+        match r.read(&mut buf)? {
+            0 => return Ok((h.finalize().into(), n)),
+            k => {
+                h.update(&buf[..k]);
+                n += k as u64;
+            }
+        }
+    }
+}
+
+fn store() -> (tempfile::TempDir, FsBlobStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = FsBlobStore::open(&dir.path().join("blobs")).unwrap();
+    (dir, s)
+}
+
+#[test]
+fn roundtrips_at_chunk_edges_and_large() {
+    let (_dir, s) = store();
+    let dek = DataKey::generate();
+    for len in [
+        0,
+        1,
+        CHUNK as u64 - 1,
+        CHUNK as u64,
+        CHUNK as u64 + 1,
+        3 * CHUNK as u64 + 5,
+        64 << 20,
+    ] {
+        let (want, _) = sha_of(&mut Gen::new(len, len + 1)).unwrap();
+        let info = s.put(&dek, &mut Gen::new(len, len + 1)).unwrap();
+        assert_eq!(info.size, len);
+        assert_eq!(info.sha256, want, "len {len}");
+        let on_disk = std::fs::metadata(s.path_of(&info.id)).unwrap().len();
+        let chunks = len / CHUNK as u64 + 1;
+        assert_eq!(on_disk, KEYED_HEADER_LEN as u64 + len + 16 * chunks);
+        let (got, n) = sha_of(&mut s.open(&info.id, &dek).unwrap()).unwrap();
+        assert_eq!((got, n), (want, len), "len {len}");
+    }
+}
+
+#[test]
+fn blob_files_hold_no_plaintext_and_sit_in_fanout_dirs() {
+    let (dir, s) = store();
+    let dek = DataKey::generate();
+    let text = b"Geheime salarislijst van de afdeling Zeeland. ".repeat(2000);
+    let info = s.put(&dek, &mut &text[..]).unwrap();
+    let path = s.path_of(&info.id);
+    let hex = info.id.to_string();
+    assert!(path.ends_with(format!("{}/{}/{hex}", &hex[..2], &hex[2..4])));
+    let sealed = std::fs::read(&path).unwrap();
+    assert!(!sealed.windows(9).any(|w| w == b"salarisli"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Nothing left in the temporary directory.
+    let tmp = std::fs::read_dir(dir.path().join("blobs/tmp")).unwrap();
+    assert_eq!(tmp.count(), 0);
+}
+
+fn read_all(r: Result<Box<dyn Read + Send>>) -> std::result::Result<Vec<u8>, String> {
+    let mut r = r.map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+#[test]
+fn any_flipped_byte_fails_loudly() {
+    let (_dir, s) = store();
+    let dek = DataKey::generate();
+    let data: Vec<u8> = (0..CHUNK * 2 + 100).map(|i| (i % 251) as u8).collect();
+    let info = s.put(&dek, &mut &data[..]).unwrap();
+    let path = s.path_of(&info.id);
+    let good = std::fs::read(&path).unwrap();
+    assert_eq!(read_all(s.open(&info.id, &dek)).unwrap(), data);
+    for pos in [
+        0,
+        7,
+        8,
+        KEYED_HEADER_LEN - 1,
+        KEYED_HEADER_LEN,
+        KEYED_HEADER_LEN + 1000,
+        KEYED_HEADER_LEN + CHUNK + 15,
+        KEYED_HEADER_LEN + CHUNK + 16 + 3,
+        good.len() - 1,
+    ] {
+        let mut bad = good.clone();
+        bad[pos] ^= 0x04;
+        std::fs::write(&path, &bad).unwrap();
+        let err = read_all(s.open(&info.id, &dek)).unwrap_err();
+        assert!(
+            err.contains("altered") || err.contains("not a sealed blob"),
+            "flip at {pos}: {err}"
+        );
+    }
+    // Truncated, or with a chunk dropped.
+    for cut in [
+        KEYED_HEADER_LEN,
+        KEYED_HEADER_LEN + CHUNK + 16,
+        good.len() - 1,
+    ] {
+        std::fs::write(&path, &good[..cut]).unwrap();
+        assert!(read_all(s.open(&info.id, &dek)).is_err(), "cut at {cut}");
+    }
+    std::fs::write(&path, &good).unwrap();
+    assert_eq!(read_all(s.open(&info.id, &dek)).unwrap(), data);
+}
+
+#[test]
+fn wrong_key_and_swapped_blobs_fail() {
+    let (_dir, s) = store();
+    let dek = DataKey::generate();
+    let a = s.put(&dek, &mut &b"contents of file a"[..]).unwrap();
+    let b = s.put(&dek, &mut &b"contents of file b"[..]).unwrap();
+    assert!(read_all(s.open(&a.id, &DataKey::generate())).is_err());
+    // Same data key, but each blob is bound to its id: a copied file does not open as another.
+    std::fs::copy(s.path_of(&a.id), s.path_of(&b.id)).unwrap();
+    assert!(read_all(s.open(&b.id, &dek)).is_err());
+    assert_eq!(
+        read_all(s.open(&a.id, &dek)).unwrap(),
+        b"contents of file a"
+    );
+    // A master-key blob is not a data-key blob and vice versa.
+    let keys = crate::seal::Keyring::for_tests();
+    let sealed = crate::seal::seal_bytes(&keys, b"x").unwrap();
+    assert!(crate::seal::open_bytes_with_key(dek.expose(), b"", &sealed).is_err());
+    let keyed = crate::seal::seal_bytes_with_key(dek.expose(), b"ctx", b"x").unwrap();
+    assert!(crate::seal::open_bytes(&keys, &keyed).is_err());
+    assert!(crate::seal::open_bytes_with_key(dek.expose(), b"other", &keyed).is_err());
+    assert_eq!(
+        crate::seal::open_bytes_with_key(dek.expose(), b"ctx", &keyed).unwrap(),
+        b"x"
+    );
+}
+
+#[test]
+fn delete_and_missing() {
+    let (_dir, s) = store();
+    let dek = DataKey::generate();
+    let info = s.put(&dek, &mut &b"bye"[..]).unwrap();
+    s.delete(&info.id).unwrap();
+    assert!(!s.path_of(&info.id).exists());
+    assert!(matches!(
+        s.open(&info.id, &dek),
+        Err(StoreError::BlobNotFound(_))
+    ));
+    assert!(matches!(
+        s.delete(&info.id),
+        Err(StoreError::BlobNotFound(_))
+    ));
+}
+
+#[test]
+fn failing_source_leaves_nothing_behind() {
+    struct Broken(usize);
+    impl Read for Broken {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::other("client went away"));
+            }
+            let n = out.len().min(self.0);
+            out[..n].fill(1);
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+    let (dir, s) = store();
+    assert!(s.put(&DataKey::generate(), &mut Broken(200_000)).is_err());
+    let tmp = std::fs::read_dir(dir.path().join("blobs/tmp")).unwrap();
+    assert_eq!(tmp.count(), 0);
+}
