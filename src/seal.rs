@@ -359,16 +359,33 @@ pub struct SealReader<R: Read> {
     aad: Vec<u8>,
 }
 
+/// Reads a fixed-size header; a short blob is not a sealed blob.
+fn read_header<const N: usize>(inner: &mut impl Read) -> Result<[u8; N], SealError> {
+    let mut header = [0u8; N];
+    inner.read_exact(&mut header).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            SealError::BadMagic
+        } else {
+            SealError::Io(e)
+        }
+    })?;
+    Ok(header)
+}
+
 impl<R: Read> SealReader<R> {
+    fn from_parts(inner: R, dek: &[u8; 32], nonce: &[u8; STREAM_NONCE], aad: &[u8]) -> Self {
+        SealReader {
+            inner,
+            dec: Some(DecryptorBE32::new(dek.into(), nonce.into())),
+            buf: Vec::with_capacity(CHUNK + TAG),
+            pos: 0,
+            done: false,
+            aad: aad.to_vec(),
+        }
+    }
+
     pub fn new(keys: &Keyring, mut inner: R) -> Result<Self, SealError> {
-        let mut header = [0u8; HEADER_LEN];
-        inner.read_exact(&mut header).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                SealError::BadMagic
-            } else {
-                SealError::Io(e)
-            }
-        })?;
+        let header: [u8; HEADER_LEN] = read_header(&mut inner)?;
         if &header[..8] != MAGIC {
             return Err(SealError::BadMagic);
         }
@@ -385,14 +402,7 @@ impl<R: Read> SealReader<R> {
             .map_err(|_| SealError::Tampered)?;
         let dek: [u8; 32] = dek.try_into().map_err(|_| SealError::Tampered)?;
         let stream_nonce: [u8; STREAM_NONCE] = header[72..].try_into().expect("7 bytes");
-        Ok(SealReader {
-            inner,
-            dec: Some(DecryptorBE32::new((&dek).into(), (&stream_nonce).into())),
-            buf: Vec::with_capacity(CHUNK + TAG),
-            pos: 0,
-            done: false,
-            aad: Vec::new(),
-        })
+        Ok(Self::from_parts(inner, &dek, &stream_nonce, b""))
     }
 
     /// Opens a blob written by [`SealWriter::with_key`].
@@ -402,27 +412,13 @@ impl<R: Read> SealReader<R> {
 
     /// Opens a blob written by [`SealWriter::with_key_bound`] with the same context.
     pub fn with_key_bound(dek: &[u8; 32], context: &[u8], mut inner: R) -> Result<Self, SealError> {
-        let mut header = [0u8; KEYED_HEADER_LEN];
-        inner.read_exact(&mut header).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                SealError::BadMagic
-            } else {
-                SealError::Io(e)
-            }
-        })?;
+        let header: [u8; KEYED_HEADER_LEN] = read_header(&mut inner)?;
         if &header[..8] != KEYED_MAGIC {
             return Err(SealError::BadMagic);
         }
         let mut stream_nonce = [0u8; STREAM_NONCE];
         stream_nonce.copy_from_slice(&header[8..]);
-        Ok(SealReader {
-            inner,
-            dec: Some(DecryptorBE32::new(dek.into(), (&stream_nonce).into())),
-            buf: Vec::with_capacity(CHUNK + TAG),
-            pos: 0,
-            done: false,
-            aad: context.to_vec(),
-        })
+        Ok(Self::from_parts(inner, dek, &stream_nonce, context))
     }
 
     fn fill(&mut self) -> io::Result<()> {
