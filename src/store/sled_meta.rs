@@ -86,7 +86,21 @@ impl SledMeta {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
-        let db = sled::Config::new().path(dir).open()?;
+        // sled releases its file lock from a background thread when a database is dropped, so
+        // reopening right after a close can briefly find it held; another process holding it
+        // is still an error once the wait is over.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
         let t = |name: &str| db.open_tree(name);
         Ok(SledMeta {
             msg: t("msg")?,
