@@ -302,3 +302,30 @@ fn bsn_in_office_documents_made_by_libreoffice_is_found() {
     });
     assert!(cap.messages().is_empty(), "nothing left unprotected");
 }
+
+#[test]
+fn an_idle_policy_folder_is_not_reloaded() {
+    let cap = Capture::start();
+    let (sluis, dir) = start(&cap);
+    // Loading reads the files; reading must not count as a change.
+    std::thread::sleep(Duration::from_secs(2));
+    let loads = |log: &str| log.matches("policy loaded").count();
+    assert_eq!(loads(&sluis.log()), 0, "{}", sluis.log());
+    std::fs::write(
+        dir.join("extra.toml"),
+        "[domains.x]\ndomains = [\"x.test\"]\n",
+    )
+    .unwrap();
+    poll(ARRIVAL, "the change to be loaded", || {
+        (loads(&sluis.log()) > 0).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let settled = loads(&sluis.log());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        loads(&sluis.log()),
+        settled,
+        "reloads keep coming: {}",
+        sluis.log()
+    );
+}

@@ -2,7 +2,8 @@
 //! not the file) and reloaded; an invalid change is refused and the last good policy stays.
 
 use super::Policy;
-use notify::{RecursiveMode, Watcher};
+use notify::event::ModifyKind;
+use notify::{EventKind, RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -47,7 +48,18 @@ impl PolicyHandle {
     pub fn watch(&self) -> notify::Result<()> {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-            if ev.is_ok() {
+            // Only changes count: reading the files (as a reload does) reports access events,
+            // which would otherwise reload in a loop.
+            if let Ok(ev) = ev
+                && matches!(
+                    ev.kind,
+                    EventKind::Create(_)
+                        | EventKind::Remove(_)
+                        | EventKind::Modify(
+                            ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any
+                        )
+                )
+            {
                 let _ = tx.send(());
             }
         })?;
