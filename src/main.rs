@@ -80,7 +80,11 @@ fn load(config: &Option<PathBuf>) -> Result<(Config, sluis::config::Resolved)> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let rt = tokio::runtime::Runtime::new()?;
+    // Inspection runs on blocking threads; parsers of hostile input get room to recurse.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 << 20)
+        .build()?;
     match cli.cmd {
         Cmd::Serve { config } => {
             let (cfg, resolved) = load(&config)?;

@@ -92,8 +92,25 @@ pub struct Inspection {
 
 /// Inspect a raw RFC 5322 message. Blocking: run it on a blocking thread.
 /// Never panics, never hangs beyond `max_time` (plus a small grace period).
+/// Messages up to this size are inspected on the calling thread.
+const INLINE_MAX: usize = 256 * 1024;
+
 pub fn inspect(message: &[u8], limits: &Limits) -> Inspection {
     let started = Instant::now();
+    // Most mail is small: a thread of its own per message costs more than inspecting it.
+    // The walk checks the deadline at every step and PDFs get their own thread anyway.
+    if message.len() <= INLINE_MAX {
+        return match catch_unwind(AssertUnwindSafe(|| inspect_inner(message, limits, started))) {
+            Ok(i) => i,
+            Err(_) => Inspection {
+                unscannable: vec![Unscannable {
+                    origin: "message".into(),
+                    reason: "internal error while inspecting the message".into(),
+                }],
+                ..Default::default()
+            },
+        };
+    }
     let owned = message.to_vec();
     let lim = limits.clone();
     let (tx, rx) = mpsc::channel();
