@@ -53,27 +53,37 @@ fn parse_hex_key(s: &str) -> Option<[u8; 32]> {
     v.try_into().ok()
 }
 
+/// Appends an `ID HEXKEY` line to the key file, creating it (mode 0600) when missing, and
+/// makes the line durable before the key is used for anything.
+fn append_key(path: &Path, id: u32, key: &[u8; 32]) -> io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let needs_newline = match std::fs::read(path) {
+        Ok(b) => !b.is_empty() && !b.ends_with(b"\n"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e),
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    let nl = if needs_newline { "\n" } else { "" };
+    f.write_all(format!("{nl}{id} {}\n", hex::encode(key)).as_bytes())?;
+    f.sync_all()?;
+    crate::fsutil::sync_parent(path)
+}
+
 impl Keyring {
     /// Reads `id hexkey` lines; creates the file (mode 0600) with one fresh key when missing.
     pub fn load_or_create(path: &Path) -> Result<Keyring, KeyError> {
         let name = path.display().to_string();
         let fail = |m: String| KeyError::File(name.clone(), m);
         if !path.exists() {
-            use std::os::unix::fs::OpenOptionsExt;
-            let key = random_bytes::<32>();
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-            }
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| fail(e.to_string()))?;
-            f.write_all(format!("1 {}\n", hex::encode(key)).as_bytes())
-                .and_then(|_| f.sync_all())
-                .map_err(|e| fail(e.to_string()))?;
-            crate::fsutil::sync_parent(path).map_err(|e| fail(e.to_string()))?;
+            append_key(path, 1, &random_bytes::<32>()).map_err(|e| fail(e.to_string()))?;
         }
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
         let mut keys = BTreeMap::new();
@@ -160,7 +170,6 @@ impl Keyring {
     /// every key in the file to this ring. New data keys are then wrapped with the new key; older
     /// keys still unwrap. Returns the new key id.
     pub fn rotate(&mut self, path: &Path) -> Result<u32, KeyError> {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let name = path.display().to_string();
         let fail = |m: String| KeyError::File(name.clone(), m);
         let on_disk = if path.exists() {
@@ -174,31 +183,7 @@ impl Keyring {
             .checked_add(1)
             .ok_or_else(|| fail("no key id left".into()))?;
         let key = random_bytes::<32>();
-        let needs_newline = match std::fs::read(path) {
-            Ok(b) => !b.is_empty() && !b.ends_with(b"\n"),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-            Err(e) => return Err(fail(e.to_string())),
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-        }
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| fail(e.to_string()))?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| fail(e.to_string()))?;
-        let line = format!(
-            "{}{id} {}\n",
-            if needs_newline { "\n" } else { "" },
-            hex::encode(key)
-        );
-        f.write_all(line.as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| fail(e.to_string()))?;
-        crate::fsutil::sync_parent(path).map_err(|e| fail(e.to_string()))?;
+        append_key(path, id, &key).map_err(|e| fail(e.to_string()))?;
         if let Some(disk) = on_disk {
             for (kid, k) in disk.keys {
                 self.keys.entry(kid).or_insert(k);
