@@ -1,4 +1,4 @@
-//! The admin's queue commands: `sluis queue list|retry|remove`.
+//! The admin's commands on a running server: `sluis queue list|retry|remove`, `sluis key rotate`.
 //!
 //! While the server runs they go through a Unix socket in the data directory, so the running
 //! scheduler acts on them at once; with the server stopped they act on the queue files directly.
@@ -28,7 +28,7 @@ pub async fn serve(data_dir: &Path, relay: Arc<Relay>) -> std::io::Result<()> {
             let (r, mut w) = stream.into_split();
             let mut lines = BufReader::new(r).lines();
             if let Ok(Some(line)) = lines.next_line().await {
-                let answer = handle(&relay, &line);
+                let answer = handle(&relay, &line).await;
                 let _ = w.write_all(answer.as_bytes()).await;
                 let _ = w.write_all(b"\n").await;
             }
@@ -36,9 +36,13 @@ pub async fn serve(data_dir: &Path, relay: Arc<Relay>) -> std::io::Result<()> {
     }
 }
 
-fn handle(relay: &Relay, line: &str) -> String {
+async fn handle(relay: &Relay, line: &str) -> String {
     let mut parts = line.split_whitespace();
     match (parts.next(), parts.next()) {
+        (Some("key-rotate"), None) => match relay.rotate_keys().await {
+            Ok((id, n)) => format!("ok {id} {n}"),
+            Err(e) => format!("error {e}"),
+        },
         (Some("retry"), Some("all")) | (Some("retry"), None) => {
             format!("ok {}", relay.retry(None))
         }

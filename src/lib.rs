@@ -1,8 +1,9 @@
 //! sluis: a secure-mail gateway. Mail flows one way:
-//! SMTP in → (inspect → policy → seal → rewrite) → relay queue → next hop.
+//! SMTP in → (inspect → policy → protect: seal, store, rewrite) → relay queue → next hop.
 
 pub mod config;
 pub mod control;
+pub mod dkim;
 pub mod explain;
 pub mod fsutil;
 pub mod headers;
@@ -11,6 +12,7 @@ pub mod marker;
 pub mod notice;
 pub mod pipeline;
 pub mod policy;
+pub mod protect;
 pub mod queue;
 pub mod relay;
 pub mod rewrite;

@@ -44,6 +44,20 @@ enum Cmd {
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
     },
+    /// Manage the master key.
+    Key {
+        #[command(subcommand)]
+        cmd: KeyCmd,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Add a new master key for everything sealed from now on and re-wrap every stored data
+    /// key with it; older keys stay in the key file (remove them afterwards to retire them).
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -120,6 +134,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let (cfg, _) = load(&config)?;
             sluis::explain::run(&cfg, &message, from, to)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Key {
+            cmd: KeyCmd::Rotate,
+            config,
+        } => {
+            let (cfg, _) = load(&config)?;
+            let dir = cfg.storage.data_dir.clone();
+            let (id, n) = match rt.block_on(control::ask(&dir, "key-rotate")) {
+                Some(a) => {
+                    let Some(rest) = a.strip_prefix("ok ") else {
+                        eprintln!("sluis: {}", a.trim_start_matches("error "));
+                        return Ok(ExitCode::FAILURE);
+                    };
+                    let mut it = rest.split_whitespace().filter_map(|x| x.parse().ok());
+                    (
+                        it.next().unwrap_or_default() as u32,
+                        it.next().unwrap_or_default(),
+                    )
+                }
+                None => sluis::serve::rotate_offline(&cfg)?,
+            };
+            println!("new master key {id}; {n} data key(s) re-wrapped with it");
+            println!("older keys can now be removed from the key file");
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Queue { cmd, config } => {

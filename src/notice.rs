@@ -122,5 +122,6 @@ pub fn generated_envelope(id: String, hostname: &str, original: &Envelope) -> En
         message_id: None,
         already_processed: false,
         internal: true,
+        protected: None,
     }
 }

@@ -36,6 +36,7 @@ pub enum KeyError {
 }
 
 /// The master keys by id; the highest id wraps new data keys, older ones still unwrap.
+#[derive(Clone)]
 pub struct Keyring {
     keys: BTreeMap<u32, [u8; 32]>,
 }

@@ -5,6 +5,7 @@ use crate::marker::Marker;
 use crate::pipeline::Pipeline;
 use crate::policy::Policy;
 use crate::policy::watch::PolicyHandle;
+use crate::protect::Protector;
 use crate::queue::QueueStore;
 use crate::relay::Relay;
 use crate::seal::Keyring;
@@ -22,12 +23,36 @@ pub fn keyring(cfg: &Config) -> Result<Keyring> {
     if let Some(var) = &cfg.storage.master_key_env {
         return Ok(Keyring::from_env(var)?);
     }
-    let path = cfg
+    Ok(Keyring::load_or_create(
+        &key_file(cfg).map_err(anyhow::Error::msg)?,
+    )?)
+}
+
+/// The master key file; an error when the key comes from an environment variable (one key,
+/// nothing to append a new one to).
+pub fn key_file(cfg: &Config) -> std::result::Result<std::path::PathBuf, String> {
+    if let Some(var) = &cfg.storage.master_key_env {
+        return Err(format!(
+            "the master key comes from the environment variable {var}: move it to a key file \
+             ([storage] master_key_file, lines 'ID HEXKEY') to rotate it"
+        ));
+    }
+    Ok(cfg
         .storage
         .master_key_file
         .clone()
-        .unwrap_or_else(|| cfg.storage.data_dir.join("master.key"));
-    Ok(Keyring::load_or_create(&path)?)
+        .unwrap_or_else(|| cfg.storage.data_dir.join("master.key")))
+}
+
+/// `sluis key rotate` with the server stopped: the same steps on the files directly.
+pub fn rotate_offline(cfg: &Config) -> Result<(u32, usize)> {
+    let path = key_file(cfg).map_err(anyhow::Error::msg)?;
+    let mut ring = Keyring::load_or_create(&path)?;
+    let id = ring.rotate(&path)?;
+    let vault = crate::store::Store::open_local(&cfg.storage.data_dir, Arc::new(ring))?;
+    let n = vault.meta.rewrap_all()?;
+    vault.meta.flush()?;
+    Ok((id, n))
 }
 
 pub fn open_store(cfg: &Config) -> Result<QueueStore> {
@@ -72,9 +97,33 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (queued_tx, queued_rx) = mpsc::unbounded_channel();
+    let vault = crate::store::Store::open_local(&cfg.storage.data_dir, store.keys().clone())
+        .with_context(|| {
+            format!(
+                "opening the message store in {}",
+                cfg.storage.data_dir.display()
+            )
+        })?;
+    let dkim = match &cfg.dkim {
+        Some(d) => Some(crate::dkim::Signer::load(d)?),
+        None => None,
+    };
+    let protector = Arc::new(Protector::new(
+        vault.clone(),
+        &resolved.public_url,
+        &cfg.organisation.name,
+        &cfg.organisation.default_language,
+        dkim,
+    ));
     let relay = Arc::new(
-        Relay::new(store.clone(), cfg.clone(), &resolved, pipeline).map_err(anyhow::Error::msg)?,
+        Relay::new(store.clone(), cfg.clone(), &resolved, pipeline, protector)
+            .map_err(anyhow::Error::msg)?,
     );
+    tokio::spawn(shredder(
+        vault.clone(),
+        cfg.storage.shred_interval.get(),
+        shutdown_rx.clone(),
+    ));
     let relay_task = tokio::spawn(relay.clone().run(queued_rx, shutdown_rx.clone()));
     let control_dir = cfg.storage.data_dir.clone();
     let control_relay = relay.clone();
@@ -112,6 +161,16 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
             .unwrap_or_else(|_| cfg.policy.dir.clone())
             .display()
     );
+    println!(
+        "  links in mail: {}/l/... (web portal: [web] listen {})",
+        resolved.public_url, cfg.web.listen
+    );
+    if let Some(d) = &cfg.dkim {
+        println!(
+            "  DKIM: signing rewritten mail as {} (selector {})",
+            d.domain, d.selector
+        );
+    }
     println!("smtp listening on {addr}");
     println!("ready");
 
@@ -126,6 +185,38 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
     let _ = std::fs::remove_file(crate::control::socket_path(&cfg.storage.data_dir));
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Crypto-shreds expired protected messages, and finishes blob deletions a failure left, on a
+/// fixed interval (and once at start-up).
+async fn shredder(
+    vault: crate::store::Store,
+    every: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let v = vault.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let now = crate::queue::now();
+            let done = v.shred_expired(now)?;
+            v.retry_blob_deletions()?;
+            Ok::<_, crate::store::StoreError>(done)
+        })
+        .await;
+        match r {
+            Ok(Ok(done)) => {
+                for id in done {
+                    tracing::info!(message = %id, "expired: crypto-shredded");
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "shredding expired messages failed"),
+            Err(e) => tracing::error!(error = %e, "shredding task failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 fn describe(

@@ -47,7 +47,7 @@ fn bsn_mail(tag: &str) -> Vec<u8> {
 }
 
 #[test]
-fn same_content_internal_goes_external_is_held() {
+fn same_content_internal_goes_external_is_protected() {
     let cap = Capture::start();
     let (sluis, _) = start(&cap);
     let mut s = sluis.session();
@@ -65,17 +65,14 @@ fn same_content_internal_goes_external_is_held() {
         &["patient@gmail.test"],
         &bsn_mail(&external),
     );
-    // Fail closed: it must not leave unprotected. Wait until sluis has decided, then check.
-    poll(ARRIVAL, "the external message to be held", || {
-        let out = sluis.cli(&["queue", "list"]);
-        let text = output_text(&out);
-        text.contains("held: policy requires protection")
-            .then_some(())
-    });
+    // It leaves only as a secure-message notification: no BSN, a link instead.
+    let m = cap.wait_for_containing(&external, ARRIVAL);
+    assert_eq!(m.rcpt_tos, ["patient@gmail.test"]);
     assert!(
-        !cap.messages().iter().any(|m| contains(&m.data, &external)),
+        !contains(&m.data, "111222333"),
         "a message with a BSN to an external recipient left unprotected"
     );
+    assert!(m.text().contains("beveiligd bericht"), "{}", m.text());
 }
 
 #[test]
@@ -289,18 +286,23 @@ fn bsn_in_office_documents_made_by_libreoffice_is_found() {
             "{name}: {text}"
         );
     }
-    // Through the gateway: the DOCX to an external recipient is held, not sent.
+    // Through the gateway: the DOCX to an external recipient leaves as a link, never as is.
     let docx = std::fs::read(fixtures.join("vertrouwelijk.docx")).unwrap();
     let msg = with_attachment("vertrouwelijk.docx", &docx);
     sluis
         .session()
         .send_mail("arts@org.test", &["patient@gmail.test"], msg.as_bytes());
-    poll(ARRIVAL, "the message to be held", || {
-        output_text(&sluis.cli(&["queue", "list"]))
-            .contains("held: policy requires protection")
-            .then_some(())
-    });
-    assert!(cap.messages().is_empty(), "nothing left unprotected");
+    let m = cap.wait_for(1, ARRIVAL).remove(0);
+    let b64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&docx[..57])
+    };
+    assert!(!contains(&m.data, &b64), "the document left unprotected");
+    assert!(
+        !contains(&m.data, "Zie bijlage"),
+        "a secure message keeps the body in the store"
+    );
+    assert!(m.text().contains("/l/"), "{}", m.text());
 }
 
 #[test]

@@ -187,6 +187,14 @@ impl Policy {
                     ));
                 }
                 settings_from = Some(file.clone());
+                if s.expiry.get().is_zero() || s.expiry.get() > s.max_expiry.get() {
+                    return Err(at(
+                        file,
+                        text,
+                        "expiry",
+                        "expiry must be more than 0 and at most max_expiry".into(),
+                    ));
+                }
                 p.settings = s.clone();
             }
             if let Some(t) = &pf.tags {

@@ -1,6 +1,6 @@
 //! What admins write in `policies/*.toml`. Unknown keys are errors.
 
-use crate::units::ByteSize;
+use crate::units::{ByteSize, Secs};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -27,6 +27,15 @@ pub struct Settings {
     pub unscannable: Unscannable,
     /// Whether the sender's `[unsecure]` tag is honoured where a rule's action is `auto`.
     pub allow_opt_out: bool,
+    /// How long links of protected messages work unless the sender shortens it.
+    pub expiry: Secs,
+    /// The longest expiry a sender may ask for (`X-Sluis-Expires`).
+    pub max_expiry: Secs,
+    /// Downloads per file and recipient unless the sender says otherwise; 0 = unlimited.
+    pub download_limit: u32,
+    /// Secure messages get a neutral subject ('Beveiligd bericht van ...') instead of the
+    /// sender's, which can itself be sensitive.
+    pub neutral_subject: bool,
 }
 
 impl Default for Settings {
@@ -34,6 +43,10 @@ impl Default for Settings {
         Settings {
             unscannable: Unscannable::Sensitive,
             allow_opt_out: true,
+            expiry: Secs::from_secs(14 * 86_400),
+            max_expiry: Secs::from_secs(14 * 86_400),
+            download_limit: 0,
+            neutral_subject: false,
         }
     }
 }

@@ -5,5 +5,7 @@ mod envelope;
 mod segments;
 mod store;
 
-pub use envelope::{DeliveryState, Envelope, RcptStatus, Recipient, new_id, now, valid_id};
+pub use envelope::{
+    DeliveryState, Envelope, ProtectedCopy, RcptStatus, Recipient, new_id, now, valid_id,
+};
 pub use store::{Incoming, MessageReader, QueueStore, StoreError};

@@ -33,7 +33,8 @@ pub struct QueueStore {
 struct Inner {
     queue: PathBuf,
     spool: PathBuf,
-    keys: SharedKeys,
+    /// Swapped by a master-key rotation; entries name the key they were sealed with.
+    keys: std::sync::RwLock<SharedKeys>,
     segments: Arc<Segments>,
     committer: std::sync::mpsc::Sender<Job>,
 }
@@ -80,13 +81,22 @@ impl QueueStore {
                 committer,
                 queue,
                 spool,
-                keys,
+                keys: std::sync::RwLock::new(keys),
             }),
         })
     }
 
-    pub fn keys(&self) -> &SharedKeys {
-        &self.inner.keys
+    pub fn keys(&self) -> SharedKeys {
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// New entries are sealed with the new keyring's current key; older ones still open.
+    pub fn set_keys(&self, keys: SharedKeys) {
+        *self.inner.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
     }
 
     fn msg_path(&self, id: &str) -> PathBuf {
@@ -103,7 +113,7 @@ impl QueueStore {
             spill: Spill::Mem(Vec::with_capacity(16 * 1024)),
             path: self.inner.spool.join(format!("{}.tmp", env.id)),
         };
-        let mut w = SealWriter::new(&self.inner.keys, spill)?;
+        let mut w = SealWriter::new(&self.keys(), spill)?;
         let json = serde_json::to_vec(env).map_err(io::Error::other)?;
         w.write_all(&(json.len() as u32).to_be_bytes())?;
         w.write_all(&json)?;
@@ -158,11 +168,8 @@ impl QueueStore {
         }
         let raw = self.raw(id)?;
         let damaged = |e: String| StoreError::Damaged(id.into(), e);
-        let mut r = SealReader::new(
-            &self.inner.keys,
-            io::BufReader::with_capacity(128 << 10, raw),
-        )
-        .map_err(|e| damaged(e.to_string()))?;
+        let mut r = SealReader::new(&self.keys(), io::BufReader::with_capacity(128 << 10, raw))
+            .map_err(|e| damaged(e.to_string()))?;
         let mut len = [0u8; 4];
         r.read_exact(&mut len).map_err(|e| damaged(e.to_string()))?;
         let len = u32::from_be_bytes(len) as usize;
@@ -213,7 +220,7 @@ impl QueueStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let plain = crate::seal::open_bytes(&self.inner.keys, &data)
+        let plain = crate::seal::open_bytes(&self.keys(), &data)
             .map_err(|e| StoreError::Damaged(id.into(), e.to_string()))?;
         serde_json::from_slice(&plain)
             .map(Some)
@@ -222,7 +229,7 @@ impl QueueStore {
 
     pub fn write_state(&self, id: &str, st: &DeliveryState) -> io::Result<()> {
         let json = serde_json::to_vec(st).map_err(io::Error::other)?;
-        let sealed = crate::seal::seal_bytes(&self.inner.keys, &json)?;
+        let sealed = crate::seal::seal_bytes(&self.keys(), &json)?;
         crate::fsutil::write_atomic(&self.state_path(id), &sealed)
     }
 
@@ -335,6 +342,7 @@ mod tests {
             message_id: None,
             already_processed: false,
             internal: false,
+            protected: None,
         }
     }
 

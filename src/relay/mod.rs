@@ -2,9 +2,11 @@
 
 pub mod client;
 pub mod dsn;
+mod keys;
 pub mod maildir;
 mod pool;
 mod prepare;
+mod protect;
 pub mod route;
 pub mod tlsconf;
 
@@ -48,6 +50,7 @@ pub struct Relay {
     hostname: String,
     pipeline: Arc<crate::pipeline::Pipeline>,
     inspecting: Arc<Semaphore>,
+    protector: Arc<crate::protect::Protector>,
     /// Idle connections to next hops, reused for the following messages.
     pool: Mutex<HashMap<SocketAddr, Vec<(Instant, Connection)>>>,
 }
@@ -58,6 +61,7 @@ impl Relay {
         cfg: Arc<Config>,
         resolved: &crate::config::Resolved,
         pipeline: Arc<crate::pipeline::Pipeline>,
+        protector: Arc<crate::protect::Protector>,
     ) -> Result<Relay, String> {
         let resolver = match resolved.next_hop {
             NextHop::Mx => Some(route::resolver(&resolved.dns_servers)?),
@@ -96,6 +100,7 @@ impl Relay {
             pool: Mutex::new(HashMap::new()),
             inspecting: Arc::new(Semaphore::new(cfg.policy.inspect_concurrency.max(1))),
             pipeline,
+            protector,
             cfg,
         })
     }
@@ -276,6 +281,15 @@ impl Relay {
                 }
             }
         }
+        if let Some(pc) = &env.protected {
+            let delivered = st.status.iter().enumerate().find_map(|(i, s)| match s {
+                RcptStatus::Delivered { reply, .. } if before[i] => Some(reply.clone()),
+                _ => None,
+            });
+            if let Some(reply) = delivered {
+                self.record_relayed(pc, &reply).await;
+            }
+        }
         if !newly_failed.is_empty() {
             self.bounce(&env, &st, &newly_failed).await;
         }
@@ -302,6 +316,9 @@ impl Relay {
         let pending: Vec<usize> = (0..env.recipients.len())
             .filter(|&i| st.status[i].is_pending())
             .collect();
+        if pending.is_empty() {
+            return;
+        }
         let mut results: Vec<(usize, Outcome, Option<String>)> = Vec::new();
         match &self.hop {
             NextHop::Maildir(dir) => {

@@ -1,6 +1,8 @@
 //! Before the first delivery attempt: examine the message and act on the policy decision.
 
+use super::protect::Protection;
 use super::{Relay, dsn, now_ms};
+use crate::policy::decide::Verdict;
 use crate::queue::{DeliveryState, Envelope};
 use std::io::Read;
 
@@ -55,14 +57,28 @@ impl Relay {
                 Some(crate::policy::tags::parse_subject(&ex.inspection.subject, &ex.policy.tags).0);
             st.decision = Some(ex.decision);
         }
+        if let Some(Verdict::Protect { protection, auth }) =
+            st.decision.as_ref().map(|d| d.verdict.clone())
+        {
+            match self.protect(id, env, st, protection, auth).await {
+                Ok(Protection::Done) => return None,
+                Ok(Protection::NotNeeded) => {
+                    if let Some(d) = st.decision.as_mut() {
+                        d.verdict = Verdict::Deliver;
+                        d.reasons.push(
+                            "no attachments and nothing sensitive in the text: sent as written"
+                                .into(),
+                        );
+                    }
+                }
+                Err(reason) => return Some(reason),
+            }
+        }
         let d = st.decision.as_ref()?;
         if let Some(reason) = crate::pipeline::hold_reason(&d.verdict) {
             return Some(reason);
         }
-        if d.verdict == crate::policy::decide::Verdict::Notify
-            && !st.noticed
-            && !env.mail_from.is_empty()
-        {
+        if d.verdict == Verdict::Notify && !st.noticed && !env.mail_from.is_empty() {
             let org = crate::notice::Org {
                 hostname: &self.hostname,
                 name: &self.cfg.organisation.name,

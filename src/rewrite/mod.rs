@@ -8,7 +8,7 @@ use crate::headers::{self, encode_word};
 use crate::policy::schema::Protection;
 use chrono::{DateTime, Utc};
 use mail_builder::MessageBuilder;
-use mail_parser::{MessageParser, MimeHeaders, PartType};
+use mail_parser::{MessageParser, MessagePart, MimeHeaders, PartType};
 use words::Lang;
 
 #[derive(Debug, Clone)]
@@ -157,6 +157,39 @@ fn kept_headers(original: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether the message has an HTML body of its own (mail-parser also lists a plain-text body
+/// among the HTML bodies when there is no HTML).
+pub fn has_html(msg: &mail_parser::Message<'_>) -> bool {
+    msg.html_body.iter().any(|&i| {
+        matches!(
+            msg.parts.get(i as usize).map(|p| &p.body),
+            Some(PartType::Html(_))
+        )
+    })
+}
+
+/// Whether a part stays in the mail as an inline image of the HTML body (it has a Content-ID and
+/// is not marked as an attachment) rather than becoming a protected file.
+pub fn kept_inline(has_html: bool, part: &MessagePart<'_>) -> bool {
+    has_html
+        && part.content_id().is_some()
+        && part
+            .content_disposition()
+            .is_none_or(|d| !d.is_attachment())
+        && matches!(part.body, PartType::InlineBinary(_) | PartType::Binary(_))
+}
+
+/// `type/subtype` of a part, `application/octet-stream` when it says nothing.
+pub fn content_type(part: &MessagePart<'_>) -> String {
+    part.content_type()
+        .map(|t| match t.subtype() {
+            Some(sub) => format!("{}/{}", t.ctype(), sub),
+            None => t.ctype().to_string(),
+        })
+        .unwrap_or_else(|| "application/octet-stream".into())
+        .to_ascii_lowercase()
+}
+
 /// Builds one recipient's copy from the original message.
 pub fn build(original: &[u8], c: &Copy<'_>) -> std::io::Result<Vec<u8>> {
     let (first, second) = words::lang(c.language);
@@ -198,7 +231,8 @@ pub fn build(original: &[u8], c: &Copy<'_>) -> std::io::Result<Vec<u8>> {
             );
             let html = parsed
                 .as_ref()
-                .and_then(|m| m.html_bodies().next().and_then(|p| p.text_contents().map(str::to_string)))
+                .filter(|m| has_html(m))
+                .and_then(|m| m.body_html(0).map(|h| h.into_owned()))
                 .map(|h| {
                     let block = format!(
                         "{}{}<p style=\"font-family:Arial,sans-serif;font-size:12px;color:#57606a\">{}</p>",
@@ -213,23 +247,11 @@ pub fn build(original: &[u8], c: &Copy<'_>) -> std::io::Result<Vec<u8>> {
                 });
             // Inline images the HTML refers to stay; every other attachment is replaced.
             if let (Some(m), true) = (parsed.as_ref(), html.is_some()) {
-                for part in m.parts.iter() {
-                    let inline = part
-                        .content_disposition()
-                        .is_none_or(|d| !d.is_attachment());
-                    if let (
-                        Some(cid),
-                        true,
-                        PartType::InlineBinary(data) | PartType::Binary(data),
-                    ) = (part.content_id(), inline, &part.body)
+                for part in m.parts.iter().filter(|p| kept_inline(true, p)) {
+                    if let (Some(cid), PartType::InlineBinary(data) | PartType::Binary(data)) =
+                        (part.content_id(), &part.body)
                     {
-                        let ct = part
-                            .content_type()
-                            .map(|t| {
-                                format!("{}/{}", t.ctype(), t.subtype().unwrap_or("octet-stream"))
-                            })
-                            .unwrap_or_else(|| "application/octet-stream".into());
-                        body = body.inline(ct, cid.to_string(), data.to_vec());
+                        body = body.inline(content_type(part), cid.to_string(), data.to_vec());
                     }
                 }
             }

@@ -419,6 +419,7 @@ impl Session {
             message_id: None,
             already_processed: false,
             internal: false,
+            protected: None,
         };
         let proto = match (self.esmtp, self.tls) {
             (false, false) => "SMTP",

@@ -69,6 +69,9 @@ pub trait MetaStore: Send + Sync {
     /// has run, older master keys can be removed from the key file.
     fn rewrap_all(&self) -> Result<usize>;
 
+    /// Replaces the master keyring (after a rotation); follow with [`MetaStore::rewrap_all`].
+    fn set_keys(&self, keys: crate::seal::SharedKeys);
+
     /// Makes every write so far durable. Blocking.
     fn flush(&self) -> Result<()>;
 

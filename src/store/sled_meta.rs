@@ -167,6 +167,10 @@ impl SledMeta {
 }
 
 impl MetaStore for SledMeta {
+    fn set_keys(&self, keys: SharedKeys) {
+        SledMeta::set_keys(self, keys)
+    }
+
     fn put_message(&self, msg: &Message, dek: &DataKey) -> Result<()> {
         let keys = self.keys();
         let id = msg.id;

@@ -7,6 +7,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+pub mod web;
+pub use web::{DkimConfig, WebConfig};
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("{file}: cannot read: {source}")]
@@ -35,6 +38,9 @@ pub struct Config {
     pub storage: StorageConfig,
     pub organisation: OrganisationConfig,
     pub policy: PolicyConfig,
+    pub web: WebConfig,
+    /// DKIM signing of rewritten mail; absent: not signed.
+    pub dkim: Option<DkimConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +162,8 @@ pub struct StorageConfig {
     pub master_key_file: Option<PathBuf>,
     /// Name of an environment variable holding the master key (64 hex digits).
     pub master_key_env: Option<String>,
+    /// How often expired protected messages are looked for and crypto-shredded.
+    pub shred_interval: Secs,
 }
 
 impl Default for StorageConfig {
@@ -164,6 +172,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./sluis-data"),
             master_key_file: None,
             master_key_env: None,
+            shred_interval: Secs::from_secs(60),
         }
     }
 }
@@ -239,6 +248,8 @@ pub struct Resolved {
     pub relay_networks: Vec<IpNet>,
     pub next_hop: NextHop,
     pub dns_servers: Vec<std::net::SocketAddr>,
+    /// `[web] public_url` without a trailing slash: the base of every link in mail.
+    pub public_url: String,
 }
 
 impl Config {
@@ -364,10 +375,18 @@ impl Config {
                 "username and password go together".into(),
             ));
         }
+        let public_url = self
+            .web
+            .resolve_public_url()
+            .map_err(|m| ("web", "public_url", m))?;
+        if let Some(d) = &self.dkim {
+            d.check().map_err(|(k, m)| ("dkim", k, m))?;
+        }
         Ok(Resolved {
             relay_networks,
             next_hop,
             dns_servers,
+            public_url,
         })
     }
 }
@@ -433,75 +452,4 @@ fn locate(text: &str, section: &str, key: &str) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(text: &str, env: &[(&str, &str)]) -> Result<(Config, Resolved), ConfigError> {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("sluis.toml");
-        std::fs::write(&p, text).unwrap();
-        let env: Vec<_> = env
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        Config::load_with_env(Some(&p), &env)
-    }
-
-    #[test]
-    fn unknown_key_names_line() {
-        let e = load("[smtp]\nlisten = \"127.0.0.1:25\"\nlsten = 1\n", &[]).unwrap_err();
-        let s = e.to_string();
-        assert!(s.contains(":3:"), "{s}");
-        assert!(s.contains("lsten"), "{s}");
-    }
-
-    #[test]
-    fn env_overrides_keep_types() {
-        let (c, r) = load(
-            "[smtp]\nmax_recipients = 5\n",
-            &[
-                ("SLUIS_SMTP__LISTEN", "127.0.0.1:0"),
-                ("SLUIS_SMTP__MAX_RECIPIENTS", "7"),
-                ("SLUIS_RELAY__NEXT_HOP", "smtp://[::1]:2526"),
-            ],
-        )
-        .unwrap();
-        assert_eq!(c.smtp.listen, "127.0.0.1:0");
-        assert_eq!(c.smtp.max_recipients, 7);
-        assert_eq!(
-            r.next_hop,
-            NextHop::Smtp {
-                host: "::1".into(),
-                port: 2526
-            }
-        );
-    }
-
-    #[test]
-    fn unknown_env_key_is_refused() {
-        let e = load("", &[("SLUIS_SMTP__NOPE", "1")]).unwrap_err();
-        assert!(e.to_string().contains("SLUIS_SMTP__NOPE"), "{e}");
-    }
-
-    #[test]
-    fn bad_value_names_line() {
-        let e = load("[relay]\n\nnext_hop = \"ftp://x\"\n", &[]).unwrap_err();
-        assert!(e.to_string().contains(":3:"), "{e}");
-        let e = load("[smtp]\nmax_message_size = \"10 parsecs\"\n", &[]).unwrap_err();
-        assert!(e.to_string().contains(":2:"), "{e}");
-    }
-
-    #[test]
-    fn next_hops() {
-        assert_eq!(NextHop::parse("mx").unwrap(), NextHop::Mx);
-        assert_eq!(
-            NextHop::parse("smtp://mail.example:587").unwrap(),
-            NextHop::Smtp {
-                host: "mail.example".into(),
-                port: 587
-            }
-        );
-        assert!(NextHop::parse("smtp://").is_err());
-        assert!(NextHop::parse("maildir:").is_err());
-    }
-}
+mod tests;

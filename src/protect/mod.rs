@@ -1,0 +1,357 @@
+//! Carrying out a `Protect` verdict: the attachments (and for a secure message the body) are
+//! sealed into the store under a fresh data key, each recipient gets a personal link, and a
+//! rewritten copy of the mail per recipient is built (and DKIM-signed) for the relay queue.
+//!
+//! Everything here is blocking (sealing, fsync, argon2): the relay runs it in `spawn_blocking`.
+//! Nothing is handed back until the store is durable, so a copy never carries a link to content
+//! that a crash could lose.
+
+pub mod controls;
+pub mod parts;
+
+use crate::dkim::{DkimError, Signer};
+use crate::policy::decide::Decision;
+use crate::policy::schema::{self, Settings, TagWords};
+use crate::rewrite::{self, FileInfo};
+use crate::store::{
+    Auth, BodyRecord, DataKey, Event, EventKind, FileRecord, Message, MessageId, PasswordDelivery,
+    Protection, Recipient, RecipientKind, Store, StoreError,
+};
+use chrono::{DateTime, Utc};
+use mail_parser::{Message as Parsed, MessageParser};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ProtectError {
+    #[error("the message cannot be parsed as MIME")]
+    Parse,
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("building the rewritten mail: {0}")]
+    Build(std::io::Error),
+    #[error("DKIM: {0}")]
+    Dkim(#[from] DkimError),
+    #[error("hashing the sender's password: {0}")]
+    Hash(String),
+}
+
+/// What the relay knows about the message it asks to protect.
+pub struct Request<'a> {
+    pub original: &'a [u8],
+    /// Envelope recipients, in envelope order.
+    pub recipients: &'a [String],
+    pub protection: schema::Protection,
+    pub auth: schema::Auth,
+    pub decision: &'a Decision,
+    pub settings: &'a Settings,
+    pub tags: &'a TagWords,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    /// Files protection asked for, but the message has no attachments and nothing sensitive in
+    /// its text: it leaves as written.
+    NothingToProtect,
+    Protected(Protected),
+}
+
+#[derive(Debug)]
+pub struct Protected {
+    pub message: MessageId,
+    pub protection: Protection,
+    pub copies: Vec<Outgoing>,
+    /// (index of the envelope recipient, why it gets nothing): an enhanced status reply.
+    pub refused: Vec<(usize, String)>,
+    /// Sender settings that were not honoured, for the log.
+    pub ignored: Vec<String>,
+}
+
+/// One recipient's rewritten copy.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// Index into the request's recipients.
+    pub rcpt: usize,
+    /// Index into the stored message's recipients (the link's recipient).
+    pub store_rcpt: u32,
+    pub bytes: Vec<u8>,
+}
+
+pub struct Protector {
+    pub store: Store,
+    public_url: String,
+    org_name: String,
+    language: String,
+    dkim: Option<Signer>,
+}
+
+/// A custom password must at least be this long (the confirmation page brings a real strength
+/// check; a header from a script gets the plain rule).
+const MIN_PASSWORD: usize = 10;
+
+impl Protector {
+    pub fn new(
+        store: Store,
+        public_url: &str,
+        org_name: &str,
+        language: &str,
+        dkim: Option<Signer>,
+    ) -> Protector {
+        Protector {
+            store,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            org_name: org_name.to_string(),
+            language: language.to_string(),
+            dkim,
+        }
+    }
+
+    /// The link a recipient's token opens.
+    pub fn link(&self, token: &str) -> String {
+        format!("{}/l/{token}", self.public_url)
+    }
+
+    pub fn protect(&self, req: &Request<'_>) -> Result<Outcome, ProtectError> {
+        let parsed = MessageParser::default()
+            .parse(req.original)
+            .ok_or(ProtectError::Parse)?;
+        let files = parts::attachments(&parsed);
+        let mut protection = match req.protection {
+            schema::Protection::PublicFiles => Protection::PublicFiles,
+            schema::Protection::SecureFiles => Protection::SecureFiles,
+            schema::Protection::SecureMessage => Protection::SecureMessage,
+        };
+        // Files protection leaves the text in the mail: when the policy found something in the
+        // text itself, only a secure message protects it.
+        let in_text = req
+            .decision
+            .findings
+            .iter()
+            .any(|f| f.origin == "subject" || f.origin.starts_with("body"));
+        if protection != Protection::SecureMessage && in_text {
+            protection = Protection::SecureMessage;
+        }
+        if protection != Protection::SecureMessage && files.is_empty() {
+            return Ok(Outcome::NothingToProtect);
+        }
+        let fs = controls::read(&req.decision.sender.controls, req.settings, req.now);
+        let mut ignored = fs.ignored.clone();
+        let subject =
+            crate::policy::tags::parse_subject(parsed.subject().unwrap_or(""), req.tags).0;
+
+        let (auth, password_hash) = match (protection, req.auth) {
+            (Protection::PublicFiles, _) => (Auth::None, None),
+            (_, schema::Auth::Sms) => (Auth::Sms, None),
+            (_, schema::Auth::Password) => match &fs.password {
+                Some(p) if p.chars().count() >= MIN_PASSWORD => {
+                    let hash = argon2_hash(p)?;
+                    (
+                        Auth::Password {
+                            delivery: PasswordDelivery::Other,
+                        },
+                        Some(hash),
+                    )
+                }
+                other => {
+                    if other.is_some() {
+                        ignored.push(format!(
+                            "X-Sluis-Password: shorter than {MIN_PASSWORD} characters; \
+                             recipients get a generated password by mail instead"
+                        ));
+                    }
+                    (
+                        Auth::Password {
+                            delivery: PasswordDelivery::Email,
+                        },
+                        None,
+                    )
+                }
+            },
+        };
+
+        let (to, cc) = (addresses(parsed.to()), addresses(parsed.cc()));
+        let mut recipients = Vec::new();
+        let mut rcpt_of = Vec::new(); // store index -> envelope index
+        let mut refused = Vec::new();
+        for (i, addr) in req.recipients.iter().enumerate() {
+            let phone = fs.phone_for(addr).map(str::to_string);
+            if auth == Auth::Sms && phone.is_none() {
+                refused.push((
+                    i,
+                    "550 5.7.0 SMS authentication was chosen but no phone number was given for \
+                     this recipient (X-Sluis-Phone); nothing was sent to it"
+                        .to_string(),
+                ));
+                continue;
+            }
+            let lower = addr.to_ascii_lowercase();
+            let kind = if to.contains(&lower) {
+                RecipientKind::To
+            } else if cc.contains(&lower) {
+                RecipientKind::Cc
+            } else {
+                RecipientKind::Bcc
+            };
+            rcpt_of.push(i);
+            recipients.push(Recipient {
+                address: addr.clone(),
+                kind,
+                phone,
+                password_hash: password_hash.clone(),
+                blocked: false,
+            });
+        }
+        let id = MessageId::random();
+        if recipients.is_empty() {
+            return Ok(Outcome::Protected(Protected {
+                message: id,
+                protection,
+                copies: Vec::new(),
+                refused,
+                ignored,
+            }));
+        }
+
+        let dek = DataKey::generate();
+        let blobs = self.store.blobs.as_ref();
+        let mut records = Vec::with_capacity(files.len());
+        for f in &files {
+            let info = blobs.put(&dek, &mut f.data.as_ref())?;
+            records.push(FileRecord {
+                name: f.name.clone(),
+                content_type: f.content_type.clone(),
+                size: info.size,
+                blob: info.id,
+                sha256: info.sha256,
+                download_limit: fs.download_limit,
+                blocked: false,
+            });
+        }
+        let body = if protection == Protection::SecureMessage {
+            let b = parts::body_message(req.original, &parsed, &subject)
+                .map_err(ProtectError::Build)?;
+            let info = blobs.put(&dek, &mut b.as_slice())?;
+            Some(BodyRecord {
+                blob: info.id,
+                size: info.size,
+                sha256: info.sha256,
+            })
+        } else {
+            None
+        };
+        let msg = Message {
+            id,
+            sender: sender_address(&parsed),
+            subject: subject.clone(),
+            created: req.now,
+            expires: fs.expires,
+            protection,
+            auth,
+            rfc_message_id: parsed.message_id().map(str::to_string),
+            body,
+            recipients,
+            files: records,
+            blocked: false,
+        };
+        let meta = self.store.meta.as_ref();
+        meta.put_message(&msg, &dek)?;
+        let mut links = Vec::with_capacity(msg.recipients.len());
+        for r in 0..msg.recipients.len() {
+            links.push(meta.new_link(id, r as u32)?);
+        }
+        meta.add_event(id, &Event::new(req.now, EventKind::Stored))?;
+        meta.flush()?;
+
+        let infos: Vec<FileInfo> = msg
+            .files
+            .iter()
+            .map(|f| FileInfo {
+                name: f.name.clone(),
+                size: f.size,
+            })
+            .collect();
+        let expires = DateTime::<Utc>::from_timestamp(msg.expires, 0).unwrap_or_else(Utc::now);
+        let host = crate::config::web::host_of(&self.public_url);
+        let sender_shown = sender_shown(&parsed);
+        let mut copies = Vec::with_capacity(links.len());
+        for (r, token) in links.iter().enumerate() {
+            let link = self.link(token.as_str());
+            let copy = rewrite::Copy {
+                protection: match protection {
+                    Protection::PublicFiles => schema::Protection::PublicFiles,
+                    Protection::SecureFiles => schema::Protection::SecureFiles,
+                    Protection::SecureMessage => schema::Protection::SecureMessage,
+                },
+                org_name: &self.org_name,
+                portal_host: host,
+                language: &self.language,
+                sender: &sender_shown,
+                link: &link,
+                expires,
+                files: &infos,
+                neutral_subject: req.settings.neutral_subject,
+                subject: &subject,
+            };
+            let mut bytes = rewrite::build(req.original, &copy).map_err(ProtectError::Build)?;
+            if let Some(s) = &self.dkim {
+                bytes = s.sign(&bytes)?;
+            }
+            copies.push(Outgoing {
+                rcpt: rcpt_of[r],
+                store_rcpt: r as u32,
+                bytes,
+            });
+        }
+        Ok(Outcome::Protected(Protected {
+            message: id,
+            protection,
+            copies,
+            refused,
+            ignored,
+        }))
+    }
+}
+
+fn argon2_hash(password: &str) -> Result<String, ProtectError> {
+    use argon2::password_hash::PasswordHasher;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| ProtectError::Hash(e.to_string()))
+}
+
+fn addresses(a: Option<&mail_parser::Address<'_>>) -> Vec<String> {
+    a.map(|a| {
+        a.iter()
+            .filter_map(|x| x.address())
+            .map(|s| s.to_ascii_lowercase())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn sender_address(m: &Parsed<'_>) -> String {
+    m.from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// How the notification names the sender: 'Jan de Vries (jan@zorg.nl)', so a recipient sees
+/// who it really is.
+fn sender_shown(m: &Parsed<'_>) -> String {
+    let Some(a) = m.from().and_then(|a| a.first()) else {
+        return String::new();
+    };
+    match (a.name(), a.address()) {
+        (Some(n), Some(addr)) if !n.trim().is_empty() => format!("{} ({addr})", n.trim()),
+        (_, Some(addr)) => addr.to_string(),
+        (Some(n), None) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

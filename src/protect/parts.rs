@@ -1,0 +1,198 @@
+//! What of the original goes into the store: its attachments as files, and for a secure message
+//! its body (text, HTML and inline images) as one small MIME message for the portal.
+
+use crate::headers;
+use crate::rewrite::{content_type, kept_inline};
+use mail_builder::MessageBuilder;
+use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
+use std::borrow::Cow;
+
+/// One attachment, decoded.
+pub struct Attachment<'a> {
+    pub name: String,
+    pub content_type: String,
+    pub data: Cow<'a, [u8]>,
+}
+
+/// A file name as shown and served: the last path component, no control or bidi-override
+/// characters, at most 200 characters; `bijlage-N` when there is none.
+pub fn file_name(raw: Option<&str>, n: usize) -> String {
+    let base = raw
+        .unwrap_or_default()
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default();
+    let cleaned: String = base
+        .chars()
+        .filter(|c| {
+            !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        })
+        .take(200)
+        .collect();
+    let cleaned = cleaned.trim().trim_start_matches('.').trim().to_string();
+    if cleaned.is_empty() {
+        format!("bijlage-{n}")
+    } else {
+        cleaned
+    }
+}
+
+/// The attachments that become protected files, in message order.
+pub fn attachments<'a>(msg: &'a Message<'a>) -> Vec<Attachment<'a>> {
+    let has_html = crate::rewrite::has_html(msg);
+    let mut out = Vec::new();
+    for &i in &msg.attachments {
+        let Some(part) = msg.parts.get(i as usize) else {
+            continue;
+        };
+        if kept_inline(has_html, part) {
+            continue;
+        }
+        let n = out.len() + 1;
+        let (data, ct): (Cow<'a, [u8]>, String) = match &part.body {
+            PartType::Binary(d) | PartType::InlineBinary(d) => {
+                (Cow::Borrowed(d.as_ref()), content_type(part))
+            }
+            // Text was decoded to UTF-8 from whatever charset it had; say so.
+            PartType::Text(t) | PartType::Html(t) => (
+                Cow::Borrowed(t.as_bytes()),
+                format!("{}; charset=utf-8", content_type(part)),
+            ),
+            PartType::Message(m) => (nested_raw(msg, part, m), "message/rfc822".into()),
+            PartType::Multipart(_) => continue,
+        };
+        let mut name = file_name(part.attachment_name(), n);
+        if part.attachment_name().is_none() && ct == "message/rfc822" {
+            name = format!("bericht-{n}.eml");
+        }
+        out.push(Attachment {
+            name,
+            content_type: ct,
+            data,
+        });
+    }
+    out
+}
+
+/// The bytes of an attached message: its slice of the outer message, or its own buffer when it
+/// had a transfer encoding that mail-parser decoded.
+fn nested_raw<'a>(
+    outer: &'a Message<'a>,
+    part: &MessagePart<'a>,
+    inner: &'a Message<'a>,
+) -> Cow<'a, [u8]> {
+    let raw = outer.raw_message.as_ref();
+    if std::ptr::eq(inner.raw_message.as_ptr(), raw.as_ptr()) {
+        let (a, b) = (part.offset_body as usize, part.offset_end as usize);
+        Cow::Borrowed(raw.get(a..b.min(raw.len())).unwrap_or_default())
+    } else {
+        Cow::Borrowed(inner.raw_message.as_ref())
+    }
+}
+
+/// Header fields of the original that the portal shows with a secure message.
+const BODY_FIELDS: &[&str] = &[
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "date",
+    "message-id",
+    "in-reply-to",
+    "references",
+];
+
+/// A secure message's readable part: the original's address and date fields, the tag-free
+/// subject, and its text, HTML and inline images (no attachments: those are files).
+pub fn body_message(original: &[u8], msg: &Message<'_>, subject: &str) -> std::io::Result<Vec<u8>> {
+    let n = headers::block_len(original);
+    let mut out = Vec::new();
+    for f in headers::split_fields(&original[..n]) {
+        if BODY_FIELDS.contains(&f.name.to_ascii_lowercase().as_str()) {
+            out.extend_from_slice(f.raw);
+        }
+    }
+    out.extend_from_slice(
+        format!(
+            "Subject: {}\r\nMIME-Version: 1.0\r\n",
+            headers::encode_word(subject)
+        )
+        .as_bytes(),
+    );
+    let mut b = MessageBuilder::new();
+    let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    b = b.text_body(text);
+    if crate::rewrite::has_html(msg)
+        && let Some(h) = msg.body_html(0)
+    {
+        b = b.html_body(h.into_owned());
+        for part in msg.parts.iter().filter(|p| kept_inline(true, p)) {
+            if let (Some(cid), PartType::InlineBinary(d) | PartType::Binary(d)) =
+                (part.content_id(), &part.body)
+            {
+                b = b.inline(content_type(part), cid.to_string(), d.to_vec());
+            }
+        }
+    }
+    b.write_body(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_parser::MessageParser;
+
+    const MAIL: &[u8] = b"From: Jan <jan@zorg.nl>\r\nTo: a@b.nl\r\nSubject: [secure] Uitslag\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+--b1\r\nContent-Type: multipart/related; boundary=\"b2\"\r\n\r\n\
+--b2\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Zie <img src=\"cid:logo@x\"> bijlage</p>\r\n\
+--b2\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n\
+--b2--\r\n\
+--b1\r\nContent-Type: application/pdf; name=\"../../etc/u\xe2\x80\xaefdp.exe\"\r\n\
+Content-Disposition: attachment; filename=\"../../etc/u\xe2\x80\xaefdp.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n\
+--b1\r\nContent-Type: text/csv; charset=iso-8859-1\r\nContent-Disposition: attachment; filename=lijst.csv\r\n\r\nnaam;caf\xe9\r\n\
+--b1\r\nContent-Type: message/rfc822\r\n\r\nFrom: x@y\r\nSubject: fwd\r\n\r\ninner\r\n\
+--b1--\r\n";
+
+    #[test]
+    fn attachments_become_files_inline_images_stay() {
+        let m = MessageParser::default().parse(MAIL).unwrap();
+        let files = attachments(&m);
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["ufdp.exe", "lijst.csv", "bericht-3.eml"]);
+        assert_eq!(files[0].data.as_ref(), b"%PDF-1.4\n");
+        assert_eq!(files[0].content_type, "application/pdf");
+        assert_eq!(files[1].data.as_ref(), "naam;café".as_bytes());
+        assert!(files[1].content_type.starts_with("text/csv"));
+        assert!(files[2].data.starts_with(b"From: x@y"));
+    }
+
+    #[test]
+    fn names_are_made_safe() {
+        assert_eq!(
+            file_name(Some("C:\\Users\\x\\rapport.pdf"), 1),
+            "rapport.pdf"
+        );
+        assert_eq!(file_name(Some("a\r\nb.txt"), 1), "ab.txt");
+        assert_eq!(file_name(Some("..."), 2), "bijlage-2");
+        assert_eq!(file_name(None, 3), "bijlage-3");
+        assert_eq!(file_name(Some(&"x".repeat(300)), 1).chars().count(), 200);
+    }
+
+    #[test]
+    fn body_keeps_text_html_and_inline_images_only() {
+        let m = MessageParser::default().parse(MAIL).unwrap();
+        let b = body_message(MAIL, &m, "Uitslag").unwrap();
+        let p = MessageParser::default().parse(&b).unwrap();
+        assert_eq!(p.subject(), Some("Uitslag"));
+        assert_eq!(
+            p.from().unwrap().first().unwrap().address(),
+            Some("jan@zorg.nl")
+        );
+        assert!(p.body_html(0).unwrap().contains("cid:logo@x"));
+        assert_eq!(p.attachments.len(), 1, "only the inline image");
+        assert!(!String::from_utf8_lossy(&b).contains("JVBERi0xLjQK"));
+    }
+}

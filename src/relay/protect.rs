@@ -1,0 +1,156 @@
+//! The relay's side of protection: seal and rewrite off the executor, queue one copy per
+//! recipient, and settle the original's recipients so that it leaves the queue.
+
+use super::{Relay, now_ms};
+use crate::policy::schema;
+use crate::protect::{Outcome, Request};
+use crate::queue::{DeliveryState, Envelope, ProtectedCopy, RcptStatus, now};
+use crate::store::{Event, EventKind, MessageId};
+use std::io::Read;
+
+/// What became of a message that the policy wants protected.
+pub(super) enum Protection {
+    /// Copies queued; every recipient settled.
+    Done,
+    /// Nothing in it needed protection: deliver as written.
+    NotNeeded,
+}
+
+impl Relay {
+    /// Seals the message into the store and queues a rewritten copy per pending recipient.
+    /// An error is the reason to defer: the original stays queued and nothing leaves.
+    pub(super) async fn protect(
+        &self,
+        id: &str,
+        env: &Envelope,
+        st: &mut DeliveryState,
+        protection: schema::Protection,
+        auth: schema::Auth,
+    ) -> Result<Protection, String> {
+        let Ok(_permit) = self.inspecting.clone().acquire_owned().await else {
+            return Err("shutting down".into());
+        };
+        let pending: Vec<usize> = (0..env.recipients.len())
+            .filter(|&i| st.status[i].is_pending())
+            .collect();
+        let rcpts: Vec<String> = pending
+            .iter()
+            .map(|&i| env.recipients[i].address.clone())
+            .collect();
+        let Some(decision) = st.decision.clone() else {
+            return Err("451 4.3.0 protection asked for before examination".into());
+        };
+        let (queue, pipeline, protector) = (
+            self.store.clone(),
+            self.pipeline.clone(),
+            self.protector.clone(),
+        );
+        let idc = id.to_string();
+        let r = tokio::task::spawn_blocking(move || {
+            let (_, mut m) = queue.open_message(&idc).map_err(|e| e.to_string())?;
+            let mut original = Vec::new();
+            m.read_to_end(&mut original).map_err(|e| e.to_string())?;
+            let policy = pipeline.policy.get();
+            protector
+                .protect(&Request {
+                    original: &original,
+                    recipients: &rcpts,
+                    protection,
+                    auth,
+                    decision: &decision,
+                    settings: &policy.settings,
+                    tags: &policy.tags,
+                    now: now(),
+                })
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        let p = match r {
+            Ok(Outcome::Protected(p)) => p,
+            Ok(Outcome::NothingToProtect) => return Ok(Protection::NotNeeded),
+            // Fail closed: the original waits for a retry; nothing has been queued.
+            Err(e) => {
+                tracing::error!(id, error = %e, "protection failed; message deferred");
+                return Err(format!("451 4.3.0 cannot protect message: {e}"));
+            }
+        };
+        for why in &p.ignored {
+            tracing::warn!(id, "{why}");
+        }
+        let t = now();
+        for c in &p.copies {
+            let i = pending[c.rcpt];
+            let cenv = Envelope {
+                id: crate::queue::new_id(),
+                recipients: vec![env.recipients[i].clone()],
+                received_at: t,
+                body_8bit: true,
+                already_processed: true,
+                internal: false,
+                protected: Some(ProtectedCopy {
+                    message: p.message.to_string(),
+                    rcpt: c.store_rcpt,
+                }),
+                ..env.clone()
+            };
+            match self.store.enqueue_bytes(&cenv, &c.bytes).await {
+                Ok(qid) => {
+                    st.status[i] = RcptStatus::Delivered {
+                        at: t,
+                        reply: format!(
+                            "250 2.0.0 protected as {} ({:?}); link sent in {qid}",
+                            p.message, p.protection
+                        ),
+                    };
+                    self.schedule(&qid, now_ms());
+                }
+                // The stored message stays (it expires); this recipient is tried again later,
+                // with a fresh link.
+                Err(e) => {
+                    tracing::error!(id, error = %e, "cannot queue a protected copy");
+                    st.last_error = Some(format!("451 4.3.0 cannot queue protected copy: {e}"));
+                }
+            }
+        }
+        for (r, reply) in &p.refused {
+            st.status[pending[*r]] = RcptStatus::Failed {
+                at: t,
+                reply: reply.clone(),
+                remote: None,
+            };
+        }
+        tracing::info!(
+            id,
+            message = %p.message,
+            protection = ?p.protection,
+            copies = p.copies.len(),
+            refused = p.refused.len(),
+            "protected"
+        );
+        Ok(Protection::Done)
+    }
+}
+
+impl Relay {
+    /// Records for the sender's tracking that a recipient's copy reached the next hop.
+    pub(super) async fn record_relayed(&self, pc: &ProtectedCopy, reply: &str) {
+        let Ok(mid) = pc.message.parse::<MessageId>() else {
+            return;
+        };
+        let ev = Event {
+            rcpt: Some(pc.rcpt),
+            detail: Some(reply.chars().take(200).collect()),
+            ..Event::new(now(), EventKind::Relayed)
+        };
+        let meta = &self.protector.store.meta;
+        let r = match meta.add_event(mid, &ev) {
+            Ok(()) => meta.flush_async().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = r {
+            tracing::warn!(message = %mid, error = %e, "cannot record the relay event");
+        }
+    }
+}
