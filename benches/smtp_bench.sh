@@ -14,6 +14,9 @@
 #   SMALL_SIZE=5120     bytes of payload of a "5 KiB" message (smtp-source -l)
 #   LARGE_SIZE=1048576  bytes of payload of a "1 MiB" message
 #   SESSIONS_SMALL="1 8"  client session counts for 5 KiB; SESSIONS_LARGE="1" for 1 MiB
+#   N_SEALED=200        messages per "1 MiB attachment, [secure files]" scenario (sluis seals
+#                       the attachment and relays a small rewritten copy; Postfix relays it all)
+#   SESSIONS_SEALED="1 4"  client session counts for that scenario; "" skips it
 #   WARMUP=50           unmeasured 5 KiB messages per relay before the first scenario
 #   RUN_TIMEOUT=600     seconds a scenario may take before it is reported as a timeout
 #   SLUIS_BIN=...       use this binary instead of building (release) one
@@ -32,6 +35,8 @@ SMALL_SIZE=${SMALL_SIZE:-5120}
 LARGE_SIZE=${LARGE_SIZE:-1048576}
 SESSIONS_SMALL=${SESSIONS_SMALL:-"1 8"}
 SESSIONS_LARGE=${SESSIONS_LARGE:-"1"}
+N_SEALED=${N_SEALED:-200}
+SESSIONS_SEALED=${SESSIONS_SEALED-"1 4"}
 WARMUP=${WARMUP:-50}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600}
 ONLY=${ONLY:-}
@@ -142,6 +147,9 @@ data_dir = "$BENCH_DIR/sluis-data"
 name = "bench"
 internal_domains = ["example.org"]
 
+[web]
+public_url = "https://veilig.example.org"
+
 # The shipped default policy: every message is inspected and decided on, as in production.
 [policy]
 dir = "$REPO/policies"
@@ -180,14 +188,16 @@ hwm_mib() { # pid -> VmHWM in MiB
 
 # One scenario against one relay. Prints "RATE ACCEPT_RATE" (msgs/s), or "timeout GOT/N" or
 # "died GOT/N" (sluis exited).
-run_one() { # relay port count size sessions
-    local relay=$1 port=$2 n=$3 size=$4 sess=$5 out base target t0 t1 tsrc now got
+run_one() { # relay port count size sessions [message file]
+    local relay=$1 port=$2 n=$3 size=$4 sess=$5 file=${6:-} out base target t0 t1 tsrc now got
+    local content=(-l "$size")
+    [[ -n $file ]] && content=(-F "$file")
     local outvar=SINK_OUT_$relay
     out=${!outvar}
     base=$(sink_count "$out")
     target=$((base + n))
     t0=$EPOCHREALTIME
-    "$SMTP_SOURCE" -m "$n" -s "$sess" -l "$size" -f "$FROM" -t "$TO" \
+    "$SMTP_SOURCE" -m "$n" -s "$sess" "${content[@]}" -f "$FROM" -t "$TO" \
         "127.0.0.1:$port" >"$BENCH_DIR/source.out" 2>&1 ||
         { cat "$BENCH_DIR/source.out" >&2; log "smtp-source against $relay failed"; }
     tsrc=$EPOCHREALTIME
@@ -223,9 +233,26 @@ if ((WARMUP > 0)); then
     [[ $ONLY == sluis ]] || run_one postfix "$POSTFIX_PORT" "$WARMUP" "$SMALL_SIZE" 1 >/dev/null
 fi
 
+# A mail with a 1 MiB attachment, tagged [secure files]: sluis seals the attachment into its
+# store and relays a rewritten copy with a link; Postfix relays the same mail unmodified.
+SEALED_FILE=$BENCH_DIR/sealed.eml
+python3 - "$SEALED_FILE" "$FROM" "$TO" <<'PY'
+import base64, os, sys
+path, frm, to = sys.argv[1:4]
+att = base64.encodebytes(os.urandom(1 << 20)).decode()  # 76-character lines
+with open(path, "w", newline="\n") as f:
+    f.write(f"From: Bench <{frm}>\nTo: <{to}>\nSubject: [secure files] kwartaalcijfers\n"
+            "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n"
+            "--b\nContent-Type: text/plain; charset=utf-8\n\nDe cijfers staan in de bijlage.\n"
+            "--b\nContent-Type: application/octet-stream\n"
+            "Content-Disposition: attachment; filename=\"cijfers.bin\"\n"
+            "Content-Transfer-Encoding: base64\n\n" + att + "--b--\n")
+PY
+
 SCENARIOS=()
 for s in $SESSIONS_SMALL; do SCENARIOS+=("$N_SMALL $SMALL_SIZE $s"); done
 for s in $SESSIONS_LARGE; do SCENARIOS+=("$N_LARGE $LARGE_SIZE $s"); done
+for s in $SESSIONS_SEALED; do SCENARIOS+=("$N_SEALED sealed $s"); done
 
 human() { # bytes -> 5 KiB / 1 MiB
     python3 -c "b=$1; print('%g MiB'%(b/1048576) if b>=1048576 else '%g KiB'%(b/1024))"
@@ -240,19 +267,26 @@ track_peak() { # MiB value -> keep the maximum in PEAK
 [[ -n $SLUIS_PID ]] && track_peak "$(hwm_mib "$SLUIS_PID")"
 for sc in "${SCENARIOS[@]}"; do
     read -r n size sess <<<"$sc"
-    label="$(human "$size") x$n, $sess sess"
+    file=
+    if [[ $size == sealed ]]; then
+        file=$SEALED_FILE
+        size=0
+        label="1 MiB att sealed x$n, $sess sess"
+    else
+        label="$(human "$size") x$n, $sess sess"
+    fi
     s_res="-" p_res="-" rss="-"
     if [[ $ONLY != postfix ]]; then
         reset_hwm "$SLUIS_PID" || true
         log "$label: sluis"
-        s_res=$(run_one sluis "$SLUIS_PORT" "$n" "$size" "$sess")
+        s_res=$(run_one sluis "$SLUIS_PORT" "$n" "$size" "$sess" "$file")
         rss=$(hwm_mib "$SLUIS_PID")
         track_peak "$rss"
         log "  sluis: $s_res (e2e msgs/s, accept msgs/s); peak RSS ${rss} MiB"
     fi
     if [[ $ONLY != sluis ]]; then
         log "$label: postfix"
-        p_res=$(run_one postfix "$POSTFIX_PORT" "$n" "$size" "$sess")
+        p_res=$(run_one postfix "$POSTFIX_PORT" "$n" "$size" "$sess" "$file")
         log "  postfix: $p_res"
     fi
     ROWS+=("$label|$s_res|$p_res|$rss")

@@ -281,6 +281,17 @@ impl QueueStore {
         Ok(ids)
     }
 
+    /// The whole message in memory, in one allocation (sized from the stored length, an upper
+    /// bound), so a large message does not briefly take twice its size while a vector grows.
+    pub fn read_message(&self, id: &str) -> Result<Vec<u8>, StoreError> {
+        let cap = self.stored_size(id) as usize;
+        let (_, mut m) = self.open_message(id)?;
+        let mut v = Vec::with_capacity(cap);
+        m.read_to_end(&mut v)
+            .map_err(|e| StoreError::Damaged(id.into(), e.to_string()))?;
+        Ok(v)
+    }
+
     pub fn stored_size(&self, id: &str) -> u64 {
         if let Some(loc) = self.inner.segments.get(id) {
             return loc.len;

@@ -4,7 +4,6 @@ use super::protect::Protection;
 use super::{Relay, dsn, now_ms};
 use crate::policy::decide::Verdict;
 use crate::queue::{DeliveryState, Envelope};
-use std::io::Read;
 
 impl Relay {
     /// Examines a message the first time it is attempted and acts on the decision.
@@ -28,9 +27,7 @@ impl Relay {
             let idc = id.to_string();
             let rcpts: Vec<String> = env.recipients.iter().map(|r| r.address.clone()).collect();
             let r = tokio::task::spawn_blocking(move || {
-                let (_, mut m) = store.open_message(&idc).map_err(|e| e.to_string())?;
-                let mut bytes = Vec::new();
-                m.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+                let bytes = store.read_message(&idc).map_err(|e| e.to_string())?;
                 Ok::<_, String>(pipeline.examine(&bytes, &rcpts))
             })
             .await

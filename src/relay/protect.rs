@@ -6,7 +6,6 @@ use crate::policy::schema;
 use crate::protect::{Outcome, Request};
 use crate::queue::{DeliveryState, Envelope, ProtectedCopy, RcptStatus, now};
 use crate::store::{Event, EventKind, MessageId};
-use std::io::Read;
 
 /// What became of a message that the policy wants protected.
 pub(super) enum Protection {
@@ -47,9 +46,7 @@ impl Relay {
         );
         let idc = id.to_string();
         let r = tokio::task::spawn_blocking(move || {
-            let (_, mut m) = queue.open_message(&idc).map_err(|e| e.to_string())?;
-            let mut original = Vec::new();
-            m.read_to_end(&mut original).map_err(|e| e.to_string())?;
+            let original = queue.read_message(&idc).map_err(|e| e.to_string())?;
             let policy = pipeline.policy.get();
             protector
                 .protect(&Request {

@@ -403,9 +403,8 @@ impl Session {
             unreachable!("checked by can_receive")
         };
         let cfg = &self.shared.cfg.smtp;
-        let id = new_id();
         let env = Envelope {
-            id: id.clone(),
+            id: new_id(),
             mail_from: tx.from.clone(),
             recipients: tx.rcpts.clone(),
             received_at: now(),
@@ -433,7 +432,7 @@ impl Session {
             ip_literal(self.peer.ip()),
             cfg.hostname,
             proto,
-            id
+            env.id
         );
         if let [only] = tx.rcpts.as_slice() {
             trace.push_str(&format!("\r\n\tfor <{}>", sanitize(&only.address)));

@@ -3,6 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod nexthop;
+pub mod protect;
 pub mod smtp;
 
 use std::fs;

@@ -4,7 +4,8 @@
 //! content is encrypted in 64 KiB chunks with the STREAM construction, so any size is sealed and
 //! opened in flat memory and truncation or reordering is detected.
 
-use aead_stream::{DecryptorBE32, EncryptorBE32};
+mod stream;
+
 use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use hmac::{Hmac, Mac};
@@ -13,12 +14,11 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
+use stream::{NONCE_PREFIX as STREAM_NONCE, Stream, TAG};
 use thiserror::Error;
 
 pub const CHUNK: usize = 64 * 1024;
-const TAG: usize = 16;
 const MAGIC: &[u8; 8] = b"SLUISv1\0";
-const STREAM_NONCE: usize = 7;
 pub const HEADER_LEN: usize = 8 + 4 + 12 + 48 + STREAM_NONCE;
 /// Magic of a blob sealed with a data key that the caller keeps (wrapped elsewhere).
 const KEYED_MAGIC: &[u8; 8] = b"SLUISk1\0";
@@ -228,8 +228,11 @@ impl From<SealError> for io::Error {
 /// Encrypts everything written to it into `inner`.
 pub struct SealWriter<W: Write> {
     inner: W,
-    enc: Option<EncryptorBE32<Aes256GcmSiv>>,
+    enc: Option<Stream>,
+    /// Plaintext of the chunk being filled.
     buf: Vec<u8>,
+    /// A sealed chunk on its way to `inner`.
+    out: Vec<u8>,
     /// Associated data of every chunk: empty for master-key blobs, the caller's context (such as
     /// a blob id) for blobs sealed with a given data key.
     aad: Vec<u8>,
@@ -260,11 +263,11 @@ impl<W: Write> SealWriter<W> {
         header.extend_from_slice(&stream_nonce);
         debug_assert_eq!(header.len(), HEADER_LEN);
         inner.write_all(&header)?;
-        let enc = EncryptorBE32::new((&dek).into(), (&stream_nonce).into());
         Ok(SealWriter {
             inner,
-            enc: Some(enc),
+            enc: Some(Stream::new(&dek, &stream_nonce)),
             buf: Vec::with_capacity(CHUNK + TAG),
+            out: Vec::with_capacity(CHUNK + TAG),
             aad: Vec::new(),
         })
     }
@@ -285,25 +288,34 @@ impl<W: Write> SealWriter<W> {
         inner.write_all(&header)?;
         Ok(SealWriter {
             inner,
-            enc: Some(EncryptorBE32::new(dek.into(), (&stream_nonce).into())),
+            enc: Some(Stream::new(dek, &stream_nonce)),
             buf: Vec::with_capacity(CHUNK + TAG),
+            out: Vec::with_capacity(CHUNK + TAG),
             aad: context.to_vec(),
         })
     }
 
     fn flush_chunk(&mut self) -> io::Result<()> {
         let enc = self.enc.as_mut().expect("not finished");
-        enc.encrypt_next_in_place(&self.aad, &mut self.buf)
+        enc.seal_in_place(&self.aad, &mut self.buf, false)
             .map_err(|_| io::Error::other("encryption failed"))?;
         self.inner.write_all(&self.buf)?;
         self.buf.clear();
         Ok(())
     }
 
+    /// Seals a whole chunk straight from the caller's bytes (no copy into `buf` first).
+    fn seal_direct(&mut self, chunk: &[u8]) -> io::Result<()> {
+        let enc = self.enc.as_mut().expect("not finished");
+        enc.seal_into(&self.aad, chunk, &mut self.out, false)
+            .map_err(|_| io::Error::other("encryption failed"))?;
+        self.inner.write_all(&self.out)
+    }
+
     /// Writes the final chunk; without it the blob does not open.
     pub fn finish(mut self) -> io::Result<W> {
-        let enc = self.enc.take().expect("finish once");
-        enc.encrypt_last_in_place(&self.aad, &mut self.buf)
+        let mut enc = self.enc.take().expect("finish once");
+        enc.seal_in_place(&self.aad, &mut self.buf, true)
             .map_err(|_| io::Error::other("encryption failed"))?;
         self.inner.write_all(&self.buf)?;
         self.inner.flush()?;
@@ -319,6 +331,11 @@ impl<W: Write> Write for SealWriter<W> {
     fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
         let n = data.len();
         while !data.is_empty() {
+            if self.buf.is_empty() && data.len() >= CHUNK {
+                self.seal_direct(&data[..CHUNK])?;
+                data = &data[CHUNK..];
+                continue;
+            }
             let take = (CHUNK - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..take]);
             data = &data[take..];
@@ -338,7 +355,7 @@ impl<W: Write> Write for SealWriter<W> {
 /// Decrypts a sealed blob; any alteration surfaces as an error, never as altered plaintext.
 pub struct SealReader<R: Read> {
     inner: R,
-    dec: Option<DecryptorBE32<Aes256GcmSiv>>,
+    dec: Option<Stream>,
     buf: Vec<u8>,
     pos: usize,
     done: bool,
@@ -362,7 +379,7 @@ impl<R: Read> SealReader<R> {
     fn from_parts(inner: R, dek: &[u8; 32], nonce: &[u8; STREAM_NONCE], aad: &[u8]) -> Self {
         SealReader {
             inner,
-            dec: Some(DecryptorBE32::new(dek.into(), nonce.into())),
+            dec: Some(Stream::new(dek, nonce)),
             buf: Vec::with_capacity(CHUNK + TAG),
             pos: 0,
             done: false,
@@ -407,7 +424,8 @@ impl<R: Read> SealReader<R> {
         Ok(Self::from_parts(inner, dek, &stream_nonce, context))
     }
 
-    fn fill(&mut self) -> io::Result<()> {
+    /// Reads the next sealed chunk into `buf`; returns whether it is the last one.
+    fn read_chunk(&mut self) -> io::Result<bool> {
         self.buf.resize(CHUNK + TAG, 0);
         let mut got = 0;
         while got < self.buf.len() {
@@ -420,18 +438,13 @@ impl<R: Read> SealReader<R> {
         }
         self.buf.truncate(got);
         self.pos = 0;
-        if got == CHUNK + TAG {
-            let dec = self.dec.as_mut().expect("not done");
-            dec.decrypt_next_in_place(&self.aad, &mut self.buf)
-                .map_err(|_| io::Error::from(SealError::Tampered))?;
-        } else {
-            let dec = self.dec.take().expect("not done");
-            dec.decrypt_last_in_place(&self.aad, &mut self.buf)
-                .map_err(|_| io::Error::from(SealError::Tampered))?;
-            self.done = true;
-        }
-        Ok(())
+        // Every chunk but the last is full: a short one is the last (or the blob was cut).
+        Ok(got < CHUNK + TAG)
     }
+}
+
+fn tampered() -> io::Error {
+    io::Error::from(SealError::Tampered)
 }
 
 impl<R: Read> Read for SealReader<R> {
@@ -443,10 +456,25 @@ impl<R: Read> Read for SealReader<R> {
                 self.pos += n;
                 return Ok(n);
             }
-            if self.done {
+            if self.done || out.is_empty() {
                 return Ok(0);
             }
-            self.fill()?;
+            let last = self.read_chunk()?;
+            let dec = self.dec.as_mut().expect("not done");
+            self.done = last;
+            if out.len() + TAG >= self.buf.len() {
+                // Room for the whole chunk: open it straight into the caller's buffer.
+                let n = dec
+                    .open_into(&self.aad, &self.buf, out, last)
+                    .map_err(|_| tampered())?;
+                self.buf.clear();
+                if n > 0 || last {
+                    return Ok(n);
+                }
+            } else {
+                dec.open_in_place(&self.aad, &mut self.buf, last)
+                    .map_err(|_| tampered())?;
+            }
         }
     }
 }

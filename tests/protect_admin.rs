@@ -1,0 +1,232 @@
+//! Protection around the edges, end to end: DKIM checked by an independent verifier, expiry
+//! shredding, SMS without a phone number, sealing failures that defer, and key rotation.
+
+mod common;
+
+use base64::Engine;
+use common::protect::*;
+use common::*;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[test]
+fn dkim_signs_rewritten_mail_and_an_independent_verifier_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("dkim.pem");
+    let st = std::process::Command::new("openssl")
+        .args(["genrsa", "-out", key.to_str().unwrap(), "2048"])
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let pubder = std::process::Command::new("openssl")
+        .args([
+            "rsa",
+            "-in",
+            key.to_str().unwrap(),
+            "-pubout",
+            "-outform",
+            "DER",
+        ])
+        .output()
+        .unwrap();
+    let pubkey = base64::engine::general_purpose::STANDARD.encode(&pubder.stdout);
+    let cap = Capture::start();
+    let key_s = key.to_str().unwrap().to_string();
+    let sluis = start_with(&cap, |c| {
+        c.set("dkim", "domain", "\"org.test\"")
+            .set("dkim", "selector", "\"sluis1\"")
+            .set("dkim", "key_file", &format!("{key_s:?}"))
+    });
+    let u = unique("dk");
+    smtplib_send(
+        &sluis,
+        "arts@org.test",
+        &["p@extern.test"],
+        &mail(
+            &format!(
+                "DKIM-Signature: v=1; a=rsa-sha256; d=org.test; s=old; h=from; bh=x; b=oldsig\r\n\
+                 To: p@extern.test\r\nSubject: [secure] {u}\r\n"
+            ),
+            "Tekst",
+            &[],
+        ),
+    );
+    let m = cap.wait_for_containing(&u, ARRIVAL);
+    let t = m.text();
+    assert_eq!(t.matches("DKIM-Signature:").count(), 1, "{t}");
+    assert!(!t.contains("oldsig"));
+    let eml = dir.path().join("m.eml");
+    std::fs::write(&eml, &m.data).unwrap();
+    let (ok, out) = python("dkim_verify.py", &[eml.to_str().unwrap(), &pubkey]);
+    assert!(ok && out.contains("PASS"), "{out}");
+    // The verifier is not a rubber stamp: an altered body fails.
+    let tampered =
+        String::from_utf8_lossy(&m.data).replace("beveiligd bericht", "beveiligd bericht!");
+    std::fs::write(&eml, tampered).unwrap();
+    let (ok, out) = python("dkim_verify.py", &[eml.to_str().unwrap(), &pubkey]);
+    assert!(!ok && out.contains("FAIL"), "{out}");
+}
+
+#[test]
+fn expired_messages_are_crypto_shredded() {
+    let cap = Capture::start();
+    let mut sluis = start(&cap);
+    let u = unique("exp");
+    smtplib_send(
+        &sluis,
+        "arts@org.test",
+        &["p@extern.test"],
+        &mail(
+            &format!("To: p@extern.test\r\nSubject: [secure files] {u}\r\nX-Sluis-Expires: 3s\r\n"),
+            "Tekst",
+            &[("a.bin", noise(100_000, 3))],
+        ),
+    );
+    let m = cap.wait_for_containing(&u, ARRIVAL);
+    let token = link_token(&m);
+    poll(ARRIVAL, "the expired message to be shredded", || {
+        sluis
+            .log()
+            .contains("expired: crypto-shredded")
+            .then_some(())
+    });
+    sluis.terminate(Duration::from_secs(20));
+    let store = open_store(&sluis.data_dir);
+    assert_eq!(store.meta.link_for_token(&token).unwrap(), None);
+    let blobs: Vec<PathBuf> = all_files(&sluis.data_dir.join("blobs"))
+        .into_iter()
+        .filter(|p| !p.starts_with(sluis.data_dir.join("blobs/tmp")))
+        .collect();
+    assert!(blobs.is_empty(), "blobs removed: {blobs:?}");
+}
+
+#[test]
+fn sms_without_a_phone_number_bounces_that_recipient_only() {
+    let cap = Capture::start();
+    let sluis = start(&cap);
+    let u = unique("sms");
+    smtplib_send(
+        &sluis,
+        "arts@org.test",
+        &["met@extern.test", "zonder@extern.test"],
+        &mail(
+            &format!(
+                "To: met@extern.test, zonder@extern.test\r\nSubject: [secure] [sms] {u}\r\n\
+                 X-Sluis-Phone: met@extern.test=06 1234 5678\r\n"
+            ),
+            "Tekst",
+            &[],
+        ),
+    );
+    let msgs = cap.wait_for(2, ARRIVAL);
+    let copy = msgs
+        .iter()
+        .find(|m| m.rcpt_tos == ["met@extern.test"])
+        .expect("the recipient with a phone number gets a link");
+    assert!(copy.text().contains(&u));
+    let dsn = msgs
+        .iter()
+        .find(|m| m.rcpt_tos == ["arts@org.test"])
+        .expect("the sender hears about the other");
+    assert!(dsn.text().contains("zonder@extern.test"), "{}", dsn.text());
+    assert!(dsn.text().contains("no phone number"), "{}", dsn.text());
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !cap.messages()
+            .iter()
+            .any(|m| m.rcpt_tos == ["zonder@extern.test"])
+    );
+}
+
+#[test]
+fn when_sealing_fails_the_message_waits_and_nothing_leaves() {
+    let cap = Capture::start();
+    let sluis = start(&cap);
+    // The blob store cannot create files (a file where its temp folder should be; this also
+    // holds for root).
+    let tmp = sluis.data_dir.join("blobs/tmp");
+    std::fs::remove_dir_all(&tmp).unwrap();
+    std::fs::write(&tmp, b"in the way").unwrap();
+    let u = unique("fail");
+    smtplib_send(
+        &sluis,
+        "arts@org.test",
+        &["p@extern.test"],
+        &mail(
+            &format!("To: p@extern.test\r\nSubject: [secure files] {u}\r\n"),
+            "Tekst",
+            &[("a.bin", b"inhoud".to_vec())],
+        ),
+    );
+    poll(ARRIVAL, "the message to be deferred", || {
+        output_text(&sluis.cli(&["queue", "list"]))
+            .contains("cannot protect message")
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(cap.messages().is_empty(), "nothing left unprotected");
+    std::fs::remove_file(&tmp).unwrap();
+    std::fs::create_dir(&tmp).unwrap();
+    assert!(sluis.cli(&["queue", "retry"]).status.success());
+    let m = cap.wait_for_containing(&u, ARRIVAL);
+    assert!(!m.text().contains("aW5ob3Vk"), "attachment removed");
+    link_token(&m);
+}
+
+#[test]
+fn key_rotation_keeps_every_message_open_and_retires_the_old_key() {
+    let cap = Capture::start();
+    let mut sluis = start(&cap);
+    let send = |sluis: &Sluis, tag: &str| {
+        smtplib_send(
+            sluis,
+            "arts@org.test",
+            &["p@extern.test"],
+            &mail(
+                &format!("To: p@extern.test\r\nSubject: [secure files] {tag}\r\n"),
+                "Tekst",
+                &[("a.bin", tag.as_bytes().to_vec())],
+            ),
+        );
+        link_token(&cap.wait_for_containing(tag, ARRIVAL))
+    };
+    let first = unique("rot1");
+    let t1 = send(&sluis, &first);
+    let out = sluis.cli(&["key", "rotate"]);
+    assert!(out.status.success());
+    assert!(
+        output_text(&out).contains("new master key 2; 1 data key(s) re-wrapped"),
+        "{}",
+        output_text(&out)
+    );
+    let second = unique("rot2");
+    let t2 = send(&sluis, &second);
+    sluis.terminate(Duration::from_secs(20));
+    // Offline too.
+    let out = sluis.cli(&["key", "rotate"]);
+    assert!(
+        output_text(&out).contains("new master key 3; 2 data key(s) re-wrapped"),
+        "{}",
+        output_text(&out)
+    );
+    // Retire keys 1 and 2: keep only the newest line.
+    let kf = sluis.data_dir.join("master.key");
+    let text = std::fs::read_to_string(&kf).unwrap();
+    let last = text.lines().rfind(|l| !l.trim().is_empty()).unwrap();
+    assert!(last.starts_with("3 "));
+    std::fs::write(&kf, format!("{last}\n")).unwrap();
+    let store = open_store(&sluis.data_dir);
+    for (t, tag) in [(&t1, &first), (&t2, &second)] {
+        let (id, _) = store.meta.link_for_token(t).unwrap().unwrap();
+        let (msg, dek) = store.meta.get_message(id).unwrap().unwrap();
+        assert_eq!(read_blob(&store, &msg.files[0].blob, &dek), tag.as_bytes());
+    }
+    drop(store);
+    // The wrong key opens nothing.
+    std::fs::write(&kf, format!("3 {}\n", "ab".repeat(32))).unwrap();
+    let store = open_store(&sluis.data_dir);
+    assert!(
+        store.meta.link_for_token(&t1).is_err()
+            || store.meta.link_for_token(&t1).unwrap().is_none()
+    );
+}
