@@ -18,6 +18,8 @@ pub mod relay;
 pub mod rewrite;
 pub mod seal;
 pub mod serve;
+pub mod sms;
 pub mod smtp;
 pub mod store;
 pub mod units;
+pub mod web;

@@ -133,6 +133,40 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
         }
     });
 
+    let web_listener = TcpListener::bind(&cfg.web.listen)
+        .await
+        .with_context(|| format!("binding web listener {}", cfg.web.listen))?;
+    let web_addr = web_listener.local_addr()?;
+    let web_tls = match (&cfg.web.tls_cert, &cfg.web.tls_key) {
+        (Some(cert), Some(key)) => {
+            let files = smtp::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                generated: false,
+            };
+            let mut c = (*smtp::tls::server_config(&files)?).clone();
+            c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(c)))
+        }
+        _ => None,
+    };
+    let web = Arc::new(
+        crate::web::Web::new(
+            vault.clone(),
+            store.clone(),
+            queued_tx.clone(),
+            cfg.clone(),
+            &resolved,
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
+    let web_task = tokio::spawn(crate::web::serve(
+        web_listener,
+        web,
+        web_tls.clone(),
+        shutdown_rx.clone(),
+    ));
+
     let shared = Arc::new(Shared::new(
         cfg.clone(),
         resolved.relay_networks.clone(),
@@ -172,6 +206,10 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
         );
     }
     println!("smtp listening on {addr}");
+    println!(
+        "web listening on {}://{web_addr}",
+        if web_tls.is_some() { "https" } else { "http" }
+    );
     println!("ready");
 
     tokio::select! {
@@ -181,6 +219,7 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
     tracing::info!("shutting down: no new connections, finishing sessions");
     let _ = shutdown_tx.send(true);
     let _ = smtp_task.await;
+    let _ = web_task.await;
     let _ = relay_task.await;
     let _ = std::fs::remove_file(crate::control::socket_path(&cfg.storage.data_dir));
     tracing::info!("stopped");

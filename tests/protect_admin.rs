@@ -92,7 +92,23 @@ fn expired_messages_are_crypto_shredded() {
     });
     sluis.terminate(Duration::from_secs(20));
     let store = open_store(&sluis.data_dir);
-    assert_eq!(store.meta.link_for_token(&token).unwrap(), None);
+    let (id, _) = store
+        .meta
+        .link_for_token(&token)
+        .unwrap()
+        .expect("the link says 'expired'");
+    assert!(
+        store.meta.get_message(id).unwrap().is_none(),
+        "the content is gone"
+    );
+    assert!(
+        store
+            .meta
+            .events(id)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == sluis::store::EventKind::Expired)
+    );
     let blobs: Vec<PathBuf> = all_files(&sluis.data_dir.join("blobs"))
         .into_iter()
         .filter(|p| !p.starts_with(sluis.data_dir.join("blobs/tmp")))

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub mod web;
-pub use web::{DkimConfig, WebConfig};
+pub use web::{DkimConfig, SmsConfig, WebConfig};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -39,6 +39,7 @@ pub struct Config {
     pub organisation: OrganisationConfig,
     pub policy: PolicyConfig,
     pub web: WebConfig,
+    pub sms: SmsConfig,
     /// DKIM signing of rewritten mail; absent: not signed.
     pub dkim: Option<DkimConfig>,
 }
@@ -379,6 +380,10 @@ impl Config {
             .web
             .resolve_public_url()
             .map_err(|m| ("web", "public_url", m))?;
+        if self.web.tls_cert.is_some() != self.web.tls_key.is_some() {
+            return Err(("web", "tls_cert", "tls_cert and tls_key go together".into()));
+        }
+        crate::sms::Sms::from_config(&self.sms).map_err(|m| ("sms", "provider", m))?;
         if let Some(d) = &self.dkim {
             d.check().map_err(|(k, m)| ("dkim", k, m))?;
         }

@@ -1,6 +1,8 @@
 //! `[web]` (the portal's address and the base of every link) and `[dkim]` (signing rewritten mail).
 
+use crate::units::Secs;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -10,6 +12,12 @@ pub struct WebConfig {
     /// Where recipients reach the portal (`https://veilig.example.nl`); links in mail start with
     /// it. Default: `http://` and `listen`, right for the embedded default only.
     pub public_url: Option<String>,
+    /// Serve HTTPS with this certificate (PEM chain) and key; absent: plain HTTP (behind a
+    /// reverse proxy that terminates TLS).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Optional logo shown on every page (PNG or SVG).
+    pub logo: Option<PathBuf>,
 }
 
 impl Default for WebConfig {
@@ -17,6 +25,39 @@ impl Default for WebConfig {
         WebConfig {
             listen: "127.0.0.1:8025".into(),
             public_url: None,
+            tls_cert: None,
+            tls_key: None,
+            logo: None,
+        }
+    }
+}
+
+/// `[sms]`: how one-time codes reach phones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    /// `outbox` (append to `path`) or `http`.
+    pub provider: String,
+    pub path: PathBuf,
+    /// provider = "http": the request; `{to}`, `{text}` and their `_json` / `_url` escaped forms
+    /// are filled in in `url`, header values and `body`.
+    pub url: Option<String>,
+    pub method: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    pub timeout: Secs,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            provider: "outbox".into(),
+            path: PathBuf::from("./sluis-outbox/sms.txt"),
+            url: None,
+            method: "POST".into(),
+            headers: BTreeMap::new(),
+            body: String::new(),
+            timeout: Secs::from_secs(10),
         }
     }
 }

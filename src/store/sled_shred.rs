@@ -1,6 +1,7 @@
 //! Crypto-shredding for [`SledMeta`]: one transaction erases a message's wrapped key, record,
-//! expiry entry, link tokens and download counters, strips its events of details, records the
-//! shred, and moves its blobs to the `doomed` list.
+//! expiry entry and download counters, strips its events of details, records the shred, and
+//! moves its blobs to the `doomed` list. Link tokens stay (hashes pointing at an id that opens
+//! nothing any more), so a recipient's old link says 'expired' instead of 'not found'.
 
 use super::sled_meta::{SledMeta, corrupt, exp_key, tx_err};
 use super::{BlobId, Event, EventKind, MessageId, MetaStore, Result, StoreError};
@@ -38,7 +39,6 @@ impl SledMeta {
                 v
             }
         };
-        let tok_keys = prefixed(&self.tok_by_msg)?;
         let dl_keys = prefixed(&self.dl)?;
         let blob_keys = prefixed(&self.blob_of)?;
         let blobs: Vec<BlobId> = blob_keys
@@ -61,41 +61,33 @@ impl SledMeta {
             &self.msg,
             &self.wkey,
             &self.exp,
-            &self.tok,
-            &self.tok_by_msg,
             &self.dl,
             &self.blob_of,
             &self.doomed,
             &self.ev,
         );
         let done = trees
-            .transaction(
-                |(msg, wkey, exp, tok, tok_by_msg, dl, blob_of, doomed, ev)| {
-                    if wkey.remove(id.as_bytes())?.is_none() {
-                        return Ok(false);
-                    }
-                    msg.remove(id.as_bytes())?;
-                    for k in &exp_keys {
-                        exp.remove(k.as_slice())?;
-                    }
-                    for k in &tok_keys {
-                        tok.remove(&k[16..])?;
-                        tok_by_msg.remove(k)?;
-                    }
-                    for k in &dl_keys {
-                        dl.remove(k)?;
-                    }
-                    for (k, b) in blob_keys.iter().zip(&blobs) {
-                        blob_of.remove(k)?;
-                        doomed.insert(b.as_bytes(), &[])?;
-                    }
-                    for (k, v) in &stripped {
-                        ev.insert(k, v.as_slice())?;
-                    }
-                    ev.insert(ev_key.as_slice(), ev_val.as_slice())?;
-                    Ok(true)
-                },
-            )
+            .transaction(|(msg, wkey, exp, dl, blob_of, doomed, ev)| {
+                if wkey.remove(id.as_bytes())?.is_none() {
+                    return Ok(false);
+                }
+                msg.remove(id.as_bytes())?;
+                for k in &exp_keys {
+                    exp.remove(k.as_slice())?;
+                }
+                for k in &dl_keys {
+                    dl.remove(k)?;
+                }
+                for (k, b) in blob_keys.iter().zip(&blobs) {
+                    blob_of.remove(k)?;
+                    doomed.insert(b.as_bytes(), &[])?;
+                }
+                for (k, v) in &stripped {
+                    ev.insert(k, v.as_slice())?;
+                }
+                ev.insert(ev_key.as_slice(), ev_val.as_slice())?;
+                Ok(true)
+            })
             .map_err(tx_err)?;
         Ok(done.then_some(blobs))
     }

@@ -2,6 +2,7 @@
 //! temporary config, talk raw SMTP to it, and run real next hops on 127.0.0.1.
 #![allow(dead_code, unused_imports)]
 
+pub mod http;
 pub mod nexthop;
 pub mod protect;
 pub mod smtp;
@@ -84,6 +85,7 @@ impl Config {
             .set("smtp", "min_free_space", "\"1 MiB\"")
             .set("relay", "next_hop", &format!("{next_hop:?}"))
             .set("relay", "retry_schedule", "[\"1s\"]")
+            .set("web", "listen", "\"127.0.0.1:0\"")
     }
 
     /// Sets `[section] key = value` (`value` is raw TOML, quote strings yourself).
@@ -128,6 +130,8 @@ pub struct Sluis {
     pub config_path: PathBuf,
     pub data_dir: PathBuf,
     pub addr: SocketAddr,
+    /// Where the portal listens (from `web listening on`).
+    pub web_addr: Option<SocketAddr>,
     pub env: Vec<(String, String)>,
     child: Option<Child>,
     /// Lines printed on stdout after `ready` by the current process.
@@ -169,6 +173,7 @@ impl Sluis {
             config_path,
             data_dir,
             addr: "127.0.0.1:0".parse().unwrap(),
+            web_addr: None,
             env: vec![],
             child: None,
             stdout: None,
@@ -228,6 +233,12 @@ impl Sluis {
                                 .parse::<SocketAddr>()
                                 .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}")),
                         );
+                    } else if let Some(rest) = line.trim().strip_prefix("web listening on ") {
+                        let a = rest
+                            .trim()
+                            .split_once("://")
+                            .map_or(rest.trim(), |(_, a)| a);
+                        self.web_addr = a.parse().ok();
                     } else if line.trim() == "ready" {
                         break;
                     }

@@ -1,0 +1,251 @@
+//! The recipient portal (SPEC §8): an embedded HTTP server (hyper) that serves what the store
+//! holds to the recipients of protected messages. It reads the store and queues password mails;
+//! it never reaches into the SMTP side.
+
+pub mod auth;
+mod files;
+pub mod http;
+pub mod i18n;
+mod pages;
+
+use crate::config::{Config, Resolved};
+use crate::queue::QueueStore;
+use crate::sms::Sms;
+use crate::store::Store;
+use ::http::{Method, Request, StatusCode};
+use bytes::Bytes;
+use http::Resp;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+const CSS: &str = include_str!("../../web/static/sluis.css");
+/// Form posts are small; anything bigger is refused before it is read.
+const MAX_FORM: usize = 16 * 1024;
+
+/// Everything a request handler needs.
+pub struct Web {
+    pub store: Store,
+    pub queue: QueueStore,
+    /// Wakes the relay for a queued password mail.
+    pub queued: mpsc::UnboundedSender<String>,
+    pub cfg: Arc<Config>,
+    pub public_url: String,
+    /// The scheme and host that state-changing requests must come from.
+    pub origin: String,
+    pub https: bool,
+    pub auth: auth::Auth,
+    pub sms: Sms,
+    /// For CSRF tokens bound to a link.
+    csrf_key: [u8; 32],
+    logo: Option<(Bytes, &'static str)>,
+}
+
+impl Web {
+    pub fn new(
+        store: Store,
+        queue: QueueStore,
+        queued: mpsc::UnboundedSender<String>,
+        cfg: Arc<Config>,
+        resolved: &Resolved,
+    ) -> Result<Web, String> {
+        let public_url = resolved.public_url.clone();
+        let https = public_url.starts_with("https://");
+        let origin = {
+            let rest = public_url.split_once("://").map_or("", |(_, r)| r);
+            let host = rest.split('/').next().unwrap_or(rest);
+            format!("{}://{host}", if https { "https" } else { "http" })
+        };
+        let logo = match &cfg.web.logo {
+            Some(p) => {
+                let b = std::fs::read(p).map_err(|e| format!("logo {}: {e}", p.display()))?;
+                let ct = if p.extension().is_some_and(|e| e == "svg") {
+                    "image/svg+xml"
+                } else {
+                    "image/png"
+                };
+                Some((Bytes::from(b), ct))
+            }
+            None => None,
+        };
+        Ok(Web {
+            sms: Sms::from_config(&cfg.sms)?,
+            csrf_key: queue.keys().derive("web csrf"),
+            store,
+            queue,
+            queued,
+            public_url,
+            origin,
+            https,
+            auth: auth::Auth::default(),
+            logo,
+            cfg,
+        })
+    }
+
+    pub fn csrf_for(&self, token: &str) -> String {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut m = <Hmac<sha2::Sha256>>::new_from_slice(&self.csrf_key).expect("any key length");
+        m.update(token.as_bytes());
+        hex::encode(&m.finalize().into_bytes()[..16])
+    }
+}
+
+/// Serves the portal on `listener` until `shutdown`; connections in progress get a grace period.
+pub async fn serve(
+    listener: TcpListener,
+    web: Arc<Web>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let sweeper = web.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            sweeper.auth.sweep();
+        }
+    });
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "web accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
+        };
+        let web = web.clone();
+        let svc = hyper::service::service_fn(move |req| {
+            let web = web.clone();
+            async move { Ok::<_, std::convert::Infallible>(handle(web, req, peer).await) }
+        });
+        let builder = auto::Builder::new(TokioExecutor::new());
+        match &tls {
+            Some(acc) => {
+                let acc = acc.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let Ok(Ok(s)) =
+                        tokio::time::timeout(Duration::from_secs(10), acc.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(s), svc);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                });
+            }
+            None => {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                let fut = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    let _ = fut.await;
+                });
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+async fn handle(web: Arc<Web>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let resp = route(&web, req, &path, &method, peer).await;
+    tracing::debug!(%method, status = resp.status().as_u16(), "web");
+    resp
+}
+
+async fn route(
+    web: &Arc<Web>,
+    req: Request<Incoming>,
+    path: &str,
+    method: &Method,
+    peer: SocketAddr,
+) -> Resp {
+    match (method, path) {
+        (&Method::GET, "/healthz") => http::text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/static/sluis.css") => http::respond(
+            StatusCode::OK,
+            "text/css; charset=utf-8",
+            http::full(CSS),
+            false,
+        ),
+        (&Method::GET, "/static/logo") => match &web.logo {
+            Some((b, ct)) => http::respond(StatusCode::OK, ct, http::full(b.clone()), false),
+            None => http::not_found(),
+        },
+        _ => {
+            let Some(rest) = path.strip_prefix("/l/") else {
+                return http::not_found();
+            };
+            let mut parts = rest.splitn(3, '/');
+            let token = parts.next().unwrap_or_default().to_string();
+            let action = parts.next().unwrap_or_default().to_string();
+            let arg = parts.next().map(str::to_string);
+            let ctx = match pages::Ctx::new(web, &req, &token, peer) {
+                Ok(c) => c,
+                Err(r) => return *r,
+            };
+            match (method, action.as_str(), arg.as_deref()) {
+                (&Method::GET, "", None) => pages::landing(web, &ctx).await,
+                (&Method::POST, "send" | "login" | "logout", None) => {
+                    let form = match read_form(req).await {
+                        Ok(f) => f,
+                        Err(r) => return *r,
+                    };
+                    if let Err(r) = pages::check_csrf(web, &ctx, &form) {
+                        return *r;
+                    }
+                    match action.as_str() {
+                        "send" => pages::send(web, &ctx).await,
+                        "login" => pages::login(web, &ctx, &form).await,
+                        _ => pages::logout(web, &ctx),
+                    }
+                }
+                (&Method::GET, "body", None) => pages::body(web, &ctx).await,
+                (&Method::GET, "f", Some(n)) => match n.parse::<u32>() {
+                    Ok(n) => files::download(web, &ctx, n).await,
+                    Err(_) => http::not_found(),
+                },
+                (&Method::GET, "zip", None) => files::zip(web, &ctx).await,
+                (m, _, _) if m != Method::GET && m != Method::POST => {
+                    http::text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n")
+                }
+                _ => http::not_found(),
+            }
+        }
+    }
+}
+
+async fn read_form(
+    req: Request<Incoming>,
+) -> Result<std::collections::HashMap<String, String>, Box<Resp>> {
+    use http_body_util::BodyExt;
+    let ok_type = req
+        .headers()
+        .get(::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !ok_type {
+        return Err(Box::new(http::text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Expected a form\n",
+        )));
+    }
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_FORM);
+    match limited.collect().await {
+        Ok(b) => Ok(http::form(&b.to_bytes())),
+        Err(_) => Err(Box::new(http::text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Form too large\n",
+        ))),
+    }
+}

@@ -1,0 +1,646 @@
+//! The portal's pages: landing (authentication or the message), sending a password or code,
+//! signing in and out, the sanitised message body, and the clear status pages.
+
+use super::Web;
+use super::auth::{Link, minutes};
+use super::http::{self as h, Resp};
+use super::i18n::{self, Texts, fill};
+use crate::queue::{Envelope, Recipient as QRcpt, new_id, now};
+use crate::rewrite::words;
+use crate::store::{Auth, DataKey, Event, EventKind, Message, MessageId, PasswordDelivery};
+use askama::Template;
+use chrono::{DateTime, Utc};
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+
+/// One request for one link: the token resolved, the message loaded, the language chosen.
+pub struct Ctx {
+    pub token: String,
+    pub link: Link,
+    pub msg: Message,
+    pub dek: DataKey,
+    pub rcpt: u32,
+    pub t: &'static Texts,
+    /// `?lang=` given: remember it.
+    pub set_lang: Option<&'static str>,
+    pub session: Option<String>,
+    pub ip: IpAddr,
+    pub origin: Option<String>,
+    /// `?sent=1`: a password or code was just sent.
+    pub sent: bool,
+}
+
+#[derive(Template)]
+#[template(path = "auth.html")]
+struct AuthPage<'a> {
+    t: &'a Texts,
+    org: &'a str,
+    logo: bool,
+    heading: String,
+    footer: String,
+    sender: &'a str,
+    notice: Option<&'a str>,
+    error: Option<String>,
+    intro: &'a str,
+    can_send: bool,
+    sms: bool,
+    secret_label: &'a str,
+    token: &'a str,
+    csrf: String,
+    until: String,
+}
+
+pub struct FileRow {
+    pub index: usize,
+    pub name: String,
+    pub size: String,
+    pub available: bool,
+    pub state: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    t: &'a Texts,
+    org: &'a str,
+    logo: bool,
+    heading: String,
+    footer: String,
+    subject: &'a str,
+    sender: &'a str,
+    date: String,
+    has_html: bool,
+    body_text: Option<String>,
+    files: Vec<FileRow>,
+    zip: bool,
+    token: &'a str,
+    until: String,
+    signed_in: bool,
+    csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "status.html")]
+struct StatusPage<'a> {
+    t: &'a Texts,
+    org: &'a str,
+    logo: bool,
+    heading: &'a str,
+    footer: String,
+    text: String,
+}
+
+#[derive(Template)]
+#[template(path = "body.html")]
+struct BodyPage {
+    html: String,
+}
+
+fn session_cookie(web: &Web) -> &'static str {
+    // `__Host-` needs Secure, which a browser only keeps over HTTPS.
+    if web.https { "__Host-sluis" } else { "sluis" }
+}
+
+fn render(t: impl Template) -> String {
+    t.render()
+        .unwrap_or_else(|e| format!("<!DOCTYPE html><p>template error: {e}</p>"))
+}
+
+fn footer(web: &Web, t: &Texts) -> String {
+    fill(t.protected_by, &web.cfg.organisation.name)
+}
+
+/// A clear page for a link that opens nothing (any more), in the visitor's language.
+pub fn status(web: &Web, t: &'static Texts, code: StatusCode, heading: &str, text: &str) -> Resp {
+    h::html(
+        code,
+        render(StatusPage {
+            t,
+            org: &web.cfg.organisation.name,
+            logo: web.logo.is_some(),
+            heading,
+            footer: footer(web, t),
+            text: text.to_string(),
+        }),
+    )
+}
+
+fn query(req: &Request<Incoming>) -> HashMap<String, String> {
+    req.uri()
+        .query()
+        .map(|q| h::form(q.as_bytes()))
+        .unwrap_or_default()
+}
+
+fn lang_of(web: &Web, req: &Request<Incoming>) -> (&'static Texts, Option<&'static str>) {
+    let q = query(req);
+    let cookies = h::cookies(req.headers());
+    let explicit = q
+        .get("lang")
+        .map(String::as_str)
+        .filter(|l| *l == "nl" || *l == "en");
+    let code = i18n::choose(
+        explicit,
+        cookies.get("sluis_lang").map(String::as_str),
+        req.headers()
+            .get(http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+        &web.cfg.organisation.default_language,
+    );
+    (i18n::texts(code), explicit.map(|_| i18n::texts(code).code))
+}
+
+impl Ctx {
+    pub fn new(
+        web: &Web,
+        req: &Request<Incoming>,
+        token: &str,
+        peer: SocketAddr,
+    ) -> Result<Ctx, Box<Resp>> {
+        let (t, set_lang) = lang_of(web, req);
+        let nf = || Box::new(h::not_found());
+        let (id, rcpt) = match web.store.meta.link_for_token(token) {
+            Ok(Some(l)) => l,
+            Ok(None) => return Err(nf()),
+            Err(e) => {
+                tracing::error!(error = %e, "link lookup failed");
+                return Err(Box::new(h::text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Try again later\n",
+                )));
+            }
+        };
+        let expired = || {
+            Box::new(status(
+                web,
+                t,
+                StatusCode::GONE,
+                t.expired_title,
+                t.expired_text,
+            ))
+        };
+        let (msg, dek) = match web.store.meta.get_message(id) {
+            Ok(Some(m)) => m,
+            // Shredded: the token survives to say so.
+            Ok(None) => return Err(expired()),
+            Err(e) => {
+                tracing::error!(message = %id, error = %e, "message does not open");
+                return Err(Box::new(h::text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Try again later\n",
+                )));
+            }
+        };
+        if msg.expires <= now() {
+            return Err(expired());
+        }
+        let Some(r) = msg.recipients.get(rcpt as usize) else {
+            return Err(nf());
+        };
+        if msg.blocked || r.blocked {
+            return Err(Box::new(status(
+                web,
+                t,
+                StatusCode::FORBIDDEN,
+                t.blocked_title,
+                t.blocked_text,
+            )));
+        }
+        let cookies = h::cookies(req.headers());
+        Ok(Ctx {
+            token: token.to_string(),
+            link: (id, rcpt),
+            session: cookies.get(session_cookie(web)).cloned(),
+            msg,
+            dek,
+            rcpt,
+            t,
+            set_lang,
+            ip: peer.ip(),
+            origin: req
+                .headers()
+                .get(http::header::ORIGIN)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            sent: query(req).get("sent").is_some_and(|v| v == "1"),
+        })
+    }
+
+    pub fn id(&self) -> MessageId {
+        self.link.0
+    }
+
+    /// Whether this visitor may see the content: public files, or a live session for this link.
+    pub fn allowed(&self, web: &Web) -> bool {
+        self.msg.auth == Auth::None
+            || self
+                .session
+                .as_deref()
+                .is_some_and(|s| web.auth.session_valid(s, self.link))
+    }
+
+    fn until(&self) -> String {
+        let (l, _) = words::lang(self.t.code);
+        let d = DateTime::<Utc>::from_timestamp(self.msg.expires, 0).unwrap_or_else(Utc::now);
+        fill(self.t.available_until, &words::date(l, d))
+    }
+}
+
+fn remember_lang(web: &Web, ctx: &Ctx, mut r: Resp) -> Resp {
+    if let Some(l) = ctx.set_lang {
+        let secure = if web.https { "; Secure" } else { "" };
+        h::set_cookie(
+            &mut r,
+            &format!("sluis_lang={l}; Path=/; Max-Age=31536000; SameSite=Lax{secure}"),
+        );
+    }
+    r
+}
+
+pub fn check_csrf(web: &Web, ctx: &Ctx, form: &HashMap<String, String>) -> Result<(), Box<Resp>> {
+    let origin_ok = ctx.origin.as_deref().is_none_or(|o| o == web.origin);
+    let token_ok = form
+        .get("csrf")
+        .is_some_and(|c| crate::store::ct_eq(c.as_bytes(), web.csrf_for(&ctx.token).as_bytes()));
+    // Browsers send Origin on every POST; its absence is tolerated only with a valid token.
+    if origin_ok && token_ok {
+        Ok(())
+    } else {
+        Err(Box::new(h::text(
+            StatusCode::FORBIDDEN,
+            "Forbidden: request not from this site\n",
+        )))
+    }
+}
+
+fn event(web: &Web, ctx: &Ctx, kind: EventKind, file: Option<u32>) {
+    let ev = Event {
+        rcpt: Some(ctx.rcpt),
+        file,
+        detail: Some(ctx.ip.to_string()),
+        ..Event::new(now(), kind)
+    };
+    if let Err(e) = web.store.meta.add_event(ctx.id(), &ev) {
+        tracing::warn!(message = %ctx.id(), error = %e, "cannot record event");
+    }
+}
+
+fn auth_page(
+    web: &Web,
+    ctx: &Ctx,
+    notice: Option<&str>,
+    error: Option<String>,
+    code: StatusCode,
+) -> Resp {
+    let t = ctx.t;
+    let sms = ctx.msg.auth == Auth::Sms;
+    let other = ctx.msg.auth
+        == Auth::Password {
+            delivery: PasswordDelivery::Other,
+        };
+    let page = AuthPage {
+        t,
+        org: &web.cfg.organisation.name,
+        logo: web.logo.is_some(),
+        heading: fill(t.secure_channel, &web.cfg.organisation.name),
+        footer: footer(web, t),
+        sender: &ctx.msg.sender,
+        notice,
+        error,
+        intro: if sms {
+            t.intro_sms
+        } else if other {
+            t.custom_password
+        } else {
+            t.intro_password
+        },
+        can_send: !other,
+        sms,
+        secret_label: if sms { t.sms_code } else { t.password },
+        token: &ctx.token,
+        csrf: web.csrf_for(&ctx.token),
+        until: ctx.until(),
+    };
+    remember_lang(web, ctx, h::html(code, render(page)))
+}
+
+pub async fn landing(web: &Arc<Web>, ctx: &Ctx) -> Resp {
+    if !ctx.allowed(web) {
+        let notice = ctx.sent.then(|| sent_notice(ctx));
+        return auth_page(web, ctx, notice, None, StatusCode::OK);
+    }
+    event(web, ctx, EventKind::Opened, None);
+    let _ = web.store.meta.flush_async().await;
+    let (l, _) = words::lang(ctx.t.code);
+    let t = ctx.t;
+    let files: Vec<FileRow> = ctx
+        .msg
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| FileRow {
+            index: i,
+            name: f.name.clone(),
+            size: words::size(l, f.size),
+            available: !f.blocked,
+            state: f.blocked.then(|| t.file_blocked.to_string()),
+        })
+        .collect();
+    let (has_html, body_text) = match body_parts(web, ctx).await {
+        Some((html, text)) => (
+            html.is_some(),
+            if html.is_none() { Some(text) } else { None },
+        ),
+        None => (false, None),
+    };
+    let page = MessagePage {
+        t,
+        org: &web.cfg.organisation.name,
+        logo: web.logo.is_some(),
+        heading: ctx.msg.subject.clone(),
+        footer: footer(web, t),
+        subject: &ctx.msg.subject,
+        sender: &ctx.msg.sender,
+        date: words::date(
+            l,
+            DateTime::<Utc>::from_timestamp(ctx.msg.created, 0).unwrap_or_else(Utc::now),
+        ),
+        has_html,
+        body_text,
+        zip: files.iter().filter(|f| f.available).count() > 1,
+        files,
+        token: &ctx.token,
+        until: ctx.until(),
+        signed_in: ctx.msg.auth != Auth::None,
+        csrf: web.csrf_for(&ctx.token),
+    };
+    remember_lang(web, ctx, h::html(StatusCode::OK, render(page)))
+}
+
+/// The secure message's body: (sanitised HTML if it has HTML, plain text).
+async fn body_parts(web: &Web, ctx: &Ctx) -> Option<(Option<String>, String)> {
+    let rec = ctx.msg.body.clone()?;
+    let (blobs, dek) = (web.store.blobs.clone(), ctx.dek.clone());
+    let raw = tokio::task::spawn_blocking(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut blobs.open(&rec.blob, &dek).ok()?, &mut v).ok()?;
+        Some(v)
+    })
+    .await
+    .ok()??;
+    let m = mail_parser::MessageParser::default().parse(&raw)?;
+    let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    let html = crate::rewrite::has_html(&m)
+        .then(|| m.body_html(0).map(|h| sanitize(&h)))
+        .flatten();
+    Some((html, text))
+}
+
+/// The sender's HTML without script, event handlers, forms, frames or remote images.
+pub fn sanitize(html: &str) -> String {
+    ammonia::Builder::default()
+        .attribute_filter(|el, attr, value| match (el, attr) {
+            ("img", "src") if !value.starts_with("data:") => None,
+            _ => Some(value.into()),
+        })
+        .link_rel(Some("noopener noreferrer nofollow"))
+        .clean(html)
+        .to_string()
+}
+
+pub async fn body(web: &Arc<Web>, ctx: &Ctx) -> Resp {
+    if !ctx.allowed(web) {
+        return h::text(StatusCode::FORBIDDEN, "Forbidden\n");
+    }
+    match body_parts(web, ctx).await {
+        Some((Some(html), _)) => h::with_csp(
+            h::html(StatusCode::OK, render(BodyPage { html })),
+            h::CSP_BODY,
+        ),
+        _ => h::not_found(),
+    }
+}
+
+pub async fn send(web: &Arc<Web>, ctx: &Ctx) -> Resp {
+    let t = ctx.t;
+    let rcpt = &ctx.msg.recipients[ctx.rcpt as usize];
+    if let Err(wait) = web.auth.may_send(ctx.link) {
+        let msg = fill(t.resend_limit, &minutes(wait).to_string());
+        return auth_page(web, ctx, None, Some(msg), StatusCode::TOO_MANY_REQUESTS);
+    }
+    let r = match ctx.msg.auth {
+        Auth::Sms => {
+            let Some(phone) = rcpt.phone.clone() else {
+                return h::not_found();
+            };
+            let code = web.auth.new_code(ctx.link);
+            let text = t
+                .sms_text
+                .replace("{org}", &web.cfg.organisation.name)
+                .replace("{code}", &code);
+            web.sms.send(&phone, &text).await.map_err(|e| e.to_string())
+        }
+        Auth::Password {
+            delivery: PasswordDelivery::Email,
+        } => send_password(web, ctx).await,
+        _ => return h::not_found(),
+    };
+    match r {
+        Ok(()) => h::redirect(&format!("/l/{}?sent=1", ctx.token)),
+        Err(e) => {
+            tracing::error!(message = %ctx.id(), error = %e, "cannot send password or code");
+            h::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sending failed; try again later\n",
+            )
+        }
+    }
+}
+
+/// A fresh password: its argon2 hash replaces the recipient's (voiding the old one), and the
+/// password goes to the recipient by mail through sluis's own queue.
+async fn send_password(web: &Arc<Web>, ctx: &Ctx) -> Result<(), String> {
+    let password = super::auth::generate_password();
+    let p2 = password.clone();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&p2))
+        .await
+        .map_err(|e| e.to_string())??;
+    let (mut msg, dek) = web
+        .store
+        .meta
+        .get_message(ctx.id())
+        .map_err(|e| e.to_string())?
+        .ok_or("message gone")?;
+    let r = msg
+        .recipients
+        .get_mut(ctx.rcpt as usize)
+        .ok_or("no such recipient")?;
+    r.password_hash = Some(hash);
+    let to = r.address.clone();
+    web.store
+        .meta
+        .put_message(&msg, &dek)
+        .map_err(|e| e.to_string())?;
+    web.store
+        .meta
+        .flush_async()
+        .await
+        .map_err(|e| e.to_string())?;
+    let (env, bytes) = password_mail(web, ctx.t, &to, &ctx.msg.sender, &password);
+    let id = web
+        .queue
+        .enqueue_bytes(&env, &bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = web.queued.send(id);
+    Ok(())
+}
+
+fn password_mail(
+    web: &Web,
+    t: &Texts,
+    to: &str,
+    sender: &str,
+    password: &str,
+) -> (Envelope, Vec<u8>) {
+    let host = &web.cfg.smtp.hostname;
+    let id = new_id();
+    let body = t
+        .password_mail_body
+        .replace("{sender}", sender)
+        .replace("{password}", password);
+    let msg = format!(
+        "From: {name} <postmaster@{host}>\r\nTo: <{to}>\r\nSubject: {subj}\r\nDate: {date}\r\n\
+         Message-ID: <{id}@{host}>\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}",
+        name = crate::headers::encode_word(&web.cfg.organisation.name),
+        subj = crate::headers::encode_word(t.password_mail_subject),
+        date = Utc::now().to_rfc2822(),
+    );
+    let env = Envelope {
+        id,
+        mail_from: String::new(),
+        recipients: vec![QRcpt {
+            address: to.to_string(),
+            orcpt: None,
+            notify: 0,
+        }],
+        received_at: now(),
+        client_ip: "127.0.0.1".into(),
+        helo: host.clone(),
+        tls: false,
+        body_8bit: true,
+        smtputf8: !to.is_ascii(),
+        env_id: None,
+        ret_headers_only: true,
+        message_id: None,
+        already_processed: true,
+        internal: true,
+        protected: None,
+    };
+    (env, msg.into_bytes())
+}
+
+fn hash_password(p: &str) -> Result<String, String> {
+    use argon2::password_hash::PasswordHasher;
+    argon2::Argon2::default()
+        .hash_password(p.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Verifies against the stored hash, or against a throw-away one when there is none, so that
+/// both take the same time.
+fn verify_password(hash: Option<&str>, presented: &str) -> bool {
+    use argon2::password_hash::PasswordVerifier;
+    use argon2::password_hash::phc::PasswordHash;
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| {
+        hash_password(&hex::encode(crate::seal::random_bytes::<16>())).unwrap_or_default()
+    });
+    let (h, real) = match hash {
+        Some(h) => (h, true),
+        None => (dummy.as_str(), false),
+    };
+    let Ok(parsed) = PasswordHash::new(h) else {
+        return false;
+    };
+    argon2::Argon2::default()
+        .verify_password(presented.as_bytes(), &parsed)
+        .is_ok()
+        && real
+}
+
+pub async fn login(web: &Arc<Web>, ctx: &Ctx, form: &HashMap<String, String>) -> Resp {
+    let t = ctx.t;
+    if let Some(wait) = web.auth.locked(ctx.link, ctx.ip) {
+        let msg = fill(t.locked, &minutes(wait).to_string());
+        return auth_page(web, ctx, None, Some(msg), StatusCode::TOO_MANY_REQUESTS);
+    }
+    let secret = form.get("secret").cloned().unwrap_or_default();
+    let ok = match ctx.msg.auth {
+        Auth::Sms => web.auth.check_code(ctx.link, &secret),
+        Auth::Password { .. } => {
+            let hash = ctx.msg.recipients[ctx.rcpt as usize].password_hash.clone();
+            tokio::task::spawn_blocking(move || verify_password(hash.as_deref(), secret.trim()))
+                .await
+                .unwrap_or(false)
+        }
+        Auth::None => return h::redirect(&format!("/l/{}", ctx.token)),
+    };
+    if !ok {
+        web.auth.failed(ctx.link, ctx.ip);
+        tracing::info!(message = %ctx.id(), rcpt = ctx.rcpt, "wrong password or code");
+        return auth_page(
+            web,
+            ctx,
+            None,
+            Some(t.wrong.to_string()),
+            StatusCode::UNAUTHORIZED,
+        );
+    }
+    web.auth.succeeded(ctx.link);
+    // A new id at every sign-in: a planted cookie never becomes an authenticated one.
+    if let Some(old) = &ctx.session {
+        web.auth.end_session(old);
+    }
+    let sid = web.auth.new_session(ctx.link);
+    let mut r = h::redirect(&format!("/l/{}", ctx.token));
+    let attrs = if web.https { "; Secure" } else { "" };
+    h::set_cookie(
+        &mut r,
+        &format!(
+            "{}={sid}; Path=/; HttpOnly; SameSite=Strict{attrs}",
+            session_cookie(web)
+        ),
+    );
+    r
+}
+
+pub fn logout(web: &Arc<Web>, ctx: &Ctx) -> Resp {
+    if let Some(s) = &ctx.session {
+        web.auth.end_session(s);
+    }
+    let mut r = h::redirect(&format!("/l/{}", ctx.token));
+    let attrs = if web.https { "; Secure" } else { "" };
+    h::set_cookie(
+        &mut r,
+        &format!(
+            "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{attrs}",
+            session_cookie(web)
+        ),
+    );
+    r
+}
+
+/// For landing after `?sent=1`.
+pub fn sent_notice(ctx: &Ctx) -> &'static str {
+    if ctx.msg.auth == Auth::Sms {
+        ctx.t.code_sent
+    } else {
+        ctx.t.password_sent
+    }
+}
