@@ -169,6 +169,19 @@ fn password_by_mail_then_message_files_and_zip() {
             .status,
         403
     );
+    // A sandboxed or privacy-stripped cross-site form: Origin null, Sec-Fetch-Site cross-site.
+    c.origin = None;
+    let r = c.request(
+        "POST",
+        &format!("{link}/send"),
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Origin", "null"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+        format!("csrf={token}").as_bytes(),
+    );
+    assert_eq!(r.status, 403);
     c.origin = Some(format!("http://{}", p.web));
     // A wrong password before any was sent.
     let r = c.post_form(

@@ -29,6 +29,7 @@ pub struct Ctx {
     pub session: Option<String>,
     pub ip: IpAddr,
     pub origin: Option<String>,
+    pub fetch_site: Option<String>,
     /// `?sent=1`: a password or code was just sent.
     pub sent: bool,
 }
@@ -225,6 +226,11 @@ impl Ctx {
                 .get(http::header::ORIGIN)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
+            fetch_site: req
+                .headers()
+                .get("sec-fetch-site")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
             sent: query(req).get("sent").is_some_and(|v| v == "1"),
         })
     }
@@ -261,12 +267,21 @@ fn remember_lang(web: &Web, ctx: &Ctx, mut r: Resp) -> Resp {
 }
 
 pub fn check_csrf(web: &Web, ctx: &Ctx, form: &HashMap<String, String>) -> Result<(), Box<Resp>> {
-    let origin_ok = ctx.origin.as_deref().is_none_or(|o| o == web.origin);
+    // With `Referrer-Policy: no-referrer` browsers send `Origin: null` even from our own pages;
+    // then Sec-Fetch-Site (which browsers set and pages cannot) must say same-origin.
+    let site_ok = ctx
+        .fetch_site
+        .as_deref()
+        .is_none_or(|s| s == "same-origin" || s == "none");
+    let origin_ok = match ctx.origin.as_deref() {
+        None => true,
+        Some("null") => ctx.fetch_site.as_deref() == Some("same-origin"),
+        Some(o) => o == web.origin,
+    };
     let token_ok = form
         .get("csrf")
         .is_some_and(|c| crate::store::ct_eq(c.as_bytes(), web.csrf_for(&ctx.token).as_bytes()));
-    // Browsers send Origin on every POST; its absence is tolerated only with a valid token.
-    if origin_ok && token_ok {
+    if site_ok && origin_ok && token_ok {
         Ok(())
     } else {
         Err(Box::new(h::text(

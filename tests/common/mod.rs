@@ -6,6 +6,7 @@ pub mod http;
 pub mod nexthop;
 pub mod protect;
 pub mod smtp;
+pub mod webdriver;
 
 use std::fs;
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,220 @@
+//! The portal in a real browser: Debian's chromium, headless, driven over WebDriver by
+//! chromedriver. A recipient follows the link in the delivered mail, asks for the password,
+//! reads it from the delivered password mail, signs in, reads the message, downloads one file
+//! and the ZIP; the same with an SMS code from the outbox; an expired and a blocked link; Dutch
+//! and English. Screenshots of the main pages go to `target/test-artifacts/`.
+
+mod common;
+
+use common::protect::*;
+use common::webdriver::Browser;
+use common::*;
+use std::io::Read;
+use std::time::Duration;
+
+fn portal(cap: &Capture, port: u16, extra: impl FnOnce(Config) -> Config) -> Sluis {
+    start_with(cap, |c| {
+        extra(
+            c.set("web", "listen", &format!("\"127.0.0.1:{port}\""))
+                .set("web", "public_url", &format!("\"http://127.0.0.1:{port}\"")),
+        )
+    })
+}
+
+fn link_in(cap: &Capture, subject: &str) -> String {
+    let m = cap.wait_for_containing(subject, ARRIVAL);
+    let p = mail_parser::MessageParser::default()
+        .parse(&m.data)
+        .unwrap();
+    let text = p.body_text(0).unwrap().into_owned();
+    let i = text.find("http://127.0.0.1:").expect("a link");
+    text[i..].split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn recipient_signs_in_with_the_mailed_password_reads_and_downloads() {
+    let cap = Capture::start();
+    let port = free_port();
+    let sluis = portal(&cap, port, |c| c);
+    let u = unique("web");
+    let report = noise(2 << 20, 11);
+    smtplib_send(
+        &sluis,
+        "arts@org.test",
+        &["piet@extern.test"],
+        &mail(
+            &format!("To: Piet <piet@extern.test>\r\nSubject: [beveiligd] Uitslag {u}\r\n"),
+            &format!("Beste Piet,\r\n\r\nHierbij de uitslag {u}.\r\n"),
+            &[
+                ("uitslag.pdf", report.clone()),
+                ("toelichting.txt", b"Alles goed.".to_vec()),
+            ],
+        ),
+    );
+    let link = link_in(&cap, &u);
+    let downloads = tempfile::tempdir().unwrap();
+    let mut b = Browser::start(downloads.path(), "nl");
+    b.goto(&link);
+    let t = b.text();
+    assert!(t.contains("Verzend mijn wachtwoord"), "{t}");
+    b.screenshot("01-landing-nl");
+    b.click("form[action$='/send'] button");
+    poll(ARRIVAL, "the page to say the password was sent", || {
+        b.text()
+            .contains("naar je e-mailadres gestuurd")
+            .then_some(())
+    });
+    b.screenshot("02-password-sent");
+    let pm = poll(ARRIVAL, "the password mail", || {
+        cap.messages()
+            .into_iter()
+            .find(|m| m.rcpt_tos == ["piet@extern.test"] && m.text().contains("Wachtwoord: "))
+    });
+    let pt = pm.text();
+    let i = pt.find("Wachtwoord: ").unwrap() + 12;
+    let password = pt[i..].lines().next().unwrap().trim().to_string();
+
+    b.type_into("#secret", "verkeerd");
+    b.click("form[action$='/login'] button");
+    assert!(b.text().contains("klopt niet"));
+    b.screenshot("03-wrong-password");
+    b.type_into("#secret", &password);
+    b.click("form[action$='/login'] button");
+    poll(ARRIVAL, "the message page", || {
+        b.text().contains(&format!("Uitslag {u}")).then_some(())
+    });
+    let t = b.text();
+    assert!(
+        t.contains("arts@org.test") && t.contains("uitslag.pdf"),
+        "{t}"
+    );
+    assert!(t.contains("Download alles"));
+    assert!(
+        b.source().contains("<pre class=\"body text\">"),
+        "the text body is shown"
+    );
+    assert!(t.contains(&format!("Hierbij de uitslag {u}")), "{t}");
+    b.screenshot("04-message-nl");
+
+    b.click("a[href$='/f/0']");
+    assert_eq!(b.downloaded("uitslag.pdf"), report);
+    b.click("a[href$='/zip']");
+    let zip = b.downloaded("bestanden.zip");
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let mut got = Vec::new();
+    z.by_name("uitslag.pdf")
+        .unwrap()
+        .read_to_end(&mut got)
+        .unwrap();
+    assert_eq!(got, report);
+    let mut txt = String::new();
+    z.by_name("toelichting.txt")
+        .unwrap()
+        .read_to_string(&mut txt)
+        .unwrap();
+    assert_eq!(txt, "Alles goed.");
+
+    // English, switched on the page and remembered.
+    b.click("a.lang");
+    let t = b.text();
+    assert!(t.contains("Files") && t.contains("Download all"), "{t}");
+    b.screenshot("05-message-en");
+    b.goto(&link);
+    assert!(b.text().contains("Download all"));
+}
+
+#[test]
+fn sms_code_from_the_outbox_and_clear_pages_for_expired_and_blocked_links() {
+    let cap = Capture::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("sms.txt");
+    let ob = outbox.to_str().unwrap().to_string();
+    let mut sluis = portal(&cap, port, |c| c.set("sms", "path", &format!("{ob:?}")));
+    let u = unique("websms");
+    smtplib_send(
+        &sluis,
+        "arts@org.test",
+        &["piet@extern.test"],
+        &mail(
+            &format!(
+                "To: piet@extern.test\r\nSubject: [secure] [sms] Dossier {u}\r\n\
+                 X-Sluis-Phone: +31612345678\r\n"
+            ),
+            "Het dossier.",
+            &[("dossier.txt", b"dossier".to_vec())],
+        ),
+    );
+    let link = link_in(&cap, &u);
+    let downloads = tempfile::tempdir().unwrap();
+    let mut b = Browser::start(downloads.path(), "en");
+    b.goto(&link);
+    let t = b.text();
+    assert!(
+        t.contains("Send my password") && t.contains("text message"),
+        "{t}"
+    );
+    b.screenshot("06-landing-sms-en");
+    b.click("form[action$='/send'] button");
+    let after = b.text();
+    assert!(after.contains("code"), "{after}");
+    let line = poll(ARRIVAL, "the SMS", || {
+        std::fs::read_to_string(&outbox)
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
+    let sms: serde_json::Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+    let text = sms["text"].as_str().unwrap();
+    let code: String = text
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    b.type_into("#secret", &code);
+    b.click("form[action$='/login'] button");
+    poll(ARRIVAL, "the message page", || {
+        b.text().contains(&format!("Dossier {u}")).then_some(())
+    });
+    b.screenshot("07-message-sms-en");
+    b.click("a[href$='/f/0']");
+    assert_eq!(b.downloaded("dossier.txt"), b"dossier");
+
+    // An expired link.
+    let e = unique("webexp");
+    smtplib_send(
+        &sluis,
+        "arts@org.test",
+        &["piet@extern.test"],
+        &mail(
+            &format!(
+                "To: piet@extern.test\r\nSubject: [secure files] {e}\r\nX-Sluis-Expires: 2s\r\n"
+            ),
+            "Tekst",
+            &[("a.txt", b"a".to_vec())],
+        ),
+    );
+    let expired = link_in(&cap, &e);
+    std::thread::sleep(Duration::from_secs(3));
+    b.goto(&format!("{expired}?lang=nl"));
+    assert!(b.text().contains("Deze link is verlopen"));
+    b.screenshot("08-expired-nl");
+
+    // A blocked link: the sender's block (set in the store while sluis is stopped).
+    let token = link.rsplit('/').next().unwrap().to_string();
+    sluis.terminate(Duration::from_secs(20));
+    {
+        let store = open_store(&sluis.data_dir);
+        let (id, _) = store.meta.link_for_token(&token).unwrap().unwrap();
+        let (mut msg, dek) = store.meta.get_message(id).unwrap().unwrap();
+        msg.blocked = true;
+        store.meta.put_message(&msg, &dek).unwrap();
+        store.meta.flush().unwrap();
+    }
+    sluis.spawn();
+    b.goto(&link);
+    let t = b.text();
+    assert!(t.contains("This link has been blocked"), "{t}");
+    b.screenshot("09-blocked-en");
+}
