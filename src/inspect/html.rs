@@ -64,17 +64,12 @@ fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 pub(crate) fn to_text(html: &str) -> String {
     let b = html.as_bytes();
     let mut out = String::with_capacity(html.len() / 2);
-    let mut i = 0;
     let mut text_start = 0;
-    while i < b.len() {
-        match b[i] {
-            b'<' => {
-                push_text(&mut out, &html[text_start..i]);
-                i = skip_markup(b, i, &mut out);
-                text_start = i;
-            }
-            _ => i += 1,
-        }
+    // `str::find` with a char uses memchr: text runs are skipped at memory speed.
+    while let Some(k) = html.get(text_start..).and_then(|rest| rest.find('<')) {
+        let i = text_start + k;
+        push_text(&mut out, &html[text_start..i]);
+        text_start = skip_markup(b, i, &mut out);
     }
     push_text(&mut out, &html[text_start.min(b.len())..]);
     out
@@ -109,7 +104,16 @@ fn skip_markup(b: &[u8], i: usize, out: &mut String) -> usize {
         out.push('<');
         return i + 1;
     }
-    let name = String::from_utf8_lossy(&b[name_start..j]).to_ascii_lowercase();
+    // Lowercased into a stack buffer: no allocation per tag. Longer names are no tag we know.
+    let mut buf = [0u8; 12];
+    let raw_name = &b[name_start..j];
+    let name = if raw_name.len() <= buf.len() {
+        buf[..raw_name.len()].copy_from_slice(raw_name);
+        buf[..raw_name.len()].make_ascii_lowercase();
+        std::str::from_utf8(&buf[..raw_name.len()]).unwrap_or("")
+    } else {
+        ""
+    };
     // Find the end of the tag, honouring quoted attribute values.
     let mut quote: Option<u8> = None;
     while j < b.len() {
@@ -129,7 +133,7 @@ fn skip_markup(b: &[u8], i: usize, out: &mut String) -> usize {
         out.push('\n');
         return after;
     }
-    if BLOCK_TAGS.contains(&name.as_str()) {
+    if BLOCK_TAGS.contains(&name) {
         out.push('\n');
     }
     end
@@ -140,32 +144,31 @@ fn push_text(out: &mut String, s: &str) {
     let b = s.as_bytes();
     let mut i = 0;
     let mut plain = 0;
-    while i < b.len() {
-        if b[i] == b'&' {
-            let mut j = i + 1;
-            while j < b.len() && j - i < 40 && (b[j].is_ascii_alphanumeric() || b[j] == b'#') {
-                j += 1;
-            }
-            if j > i + 1 && j < b.len() && b[j] == b';' {
+    while let Some(k) = s[i..].find('&') {
+        i += k;
+        let mut j = i + 1;
+        while j < b.len() && j - i < 40 && (b[j].is_ascii_alphanumeric() || b[j] == b'#') {
+            j += 1;
+        }
+        if j > i + 1 && j < b.len() && b[j] == b';' {
+            out.push_str(&s[plain..i]);
+            add_html_token(out, &b[i..=j], false);
+            i = j + 1;
+            plain = i;
+            continue;
+        }
+        if j > i + 1 {
+            // Entity without ';' (e.g. "&eacute " or "&#86E"): resolve if known.
+            let mut token = b[i..j].to_vec();
+            token.push(b';');
+            let mut tmp = String::new();
+            add_html_token(&mut tmp, &token, false);
+            if tmp.as_bytes() != token.as_slice() {
                 out.push_str(&s[plain..i]);
-                add_html_token(out, &b[i..=j], false);
-                i = j + 1;
+                out.push_str(&tmp);
+                i = j;
                 plain = i;
                 continue;
-            }
-            if j > i + 1 {
-                // Entity without ';' (e.g. "&eacute " or "&#86E"): resolve if known.
-                let mut token = b[i..j].to_vec();
-                token.push(b';');
-                let mut tmp = String::new();
-                add_html_token(&mut tmp, &token, false);
-                if tmp.as_bytes() != token.as_slice() {
-                    out.push_str(&s[plain..i]);
-                    out.push_str(&tmp);
-                    i = j;
-                    plain = i;
-                    continue;
-                }
             }
         }
         i += 1;

@@ -1,25 +1,26 @@
 //! MIME walking with mail-parser: bodies, attachments, nested messages.
 
-use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{Message, MimeHeaders};
 
+use super::body::{self, Body, Mode};
 use super::extract::extract;
 use super::{Attachment, Bound, Ctx, html, join};
 
 /// Inspects the top-level message.
 pub(crate) fn inspect_message(ctx: &mut Ctx, raw: &[u8]) {
-    let Some(msg) = MessageParser::default().parse(raw) else {
+    let Some((msg, mode)) = body::parse(raw) else {
         ctx.unscannable("message", "not a parseable MIME message (read as text)");
         ctx.add_text("body", &String::from_utf8_lossy(raw));
         return;
     };
     ctx.out.subject = msg.subject().unwrap_or_default().to_string();
-    walk(ctx, &msg, "", 0);
+    walk(ctx, &msg, mode, "", 0);
 }
 
 /// Inspects an attached message given as bytes (an .eml file, or one mail-parser left undecoded).
 pub(crate) fn inspect_nested(ctx: &mut Ctx, raw: &[u8], origin: &str, depth: usize) {
-    match MessageParser::default().parse(raw) {
-        Some(msg) => walk(ctx, &msg, origin, depth),
+    match body::parse(raw) {
+        Some((msg, mode)) => walk(ctx, &msg, mode, origin, depth),
         None => {
             ctx.unscannable(origin, "not a parseable MIME message (read as text)");
             ctx.add_text(origin, &String::from_utf8_lossy(raw));
@@ -27,24 +28,24 @@ pub(crate) fn inspect_nested(ctx: &mut Ctx, raw: &[u8], origin: &str, depth: usi
     }
 }
 
-fn content_type_of(part: &mail_parser::MessagePart<'_>) -> String {
+fn content_type_of(part: &mail_parser::MessagePart<'_>, body: &Body<'_>) -> String {
     match part.content_type() {
         Some(ct) => match ct.subtype() {
             Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
             None => ct.ctype().to_ascii_lowercase(),
         },
-        None => match &part.body {
-            PartType::Html(_) => "text/html".into(),
-            PartType::Message(_) => "message/rfc822".into(),
-            PartType::Binary(_) | PartType::InlineBinary(_) => "application/octet-stream".into(),
+        None => match body {
+            Body::Html(_) => "text/html".into(),
+            Body::Message(_) => "message/rfc822".into(),
+            Body::Binary(_) => "application/octet-stream".into(),
             _ => "text/plain".into(),
         },
     }
 }
 
 /// Walks the parts of one (possibly nested) message; `prefix` is its origin ("" at top level),
-/// `depth` the container depth of the message itself.
-fn walk(ctx: &mut Ctx, msg: &Message<'_>, prefix: &str, depth: usize) {
+/// `depth` the container depth of the message itself; `mode` how it was parsed.
+fn walk(ctx: &mut Ctx, msg: &Message<'_>, mode: Mode, prefix: &str, depth: usize) {
     if let Some(subject) = msg.subject() {
         ctx.add_text(&join(prefix, "subject"), subject);
     }
@@ -61,7 +62,7 @@ fn walk(ctx: &mut Ctx, msg: &Message<'_>, prefix: &str, depth: usize) {
             Some(s) if !*s => *s = true,
             _ => continue,
         }
-        if let PartType::Multipart(children) = &part.body {
+        if let mail_parser::PartType::Multipart(children) = &part.body {
             stack.extend(children.iter().rev());
             continue;
         }
@@ -69,15 +70,14 @@ fn walk(ctx: &mut Ctx, msg: &Message<'_>, prefix: &str, depth: usize) {
         if !ctx.count_part(position) {
             return;
         }
-        let content_type = content_type_of(part);
+        let (body, is_encoding_problem) = body::body(msg, part, mode);
+        let content_type = content_type_of(part, &body);
         let name = part.attachment_name().map(str::to_string);
         let is_attachment_disposition = part
             .content_disposition()
             .is_some_and(|d| d.is_attachment());
-        match &part.body {
-            PartType::Text(t) | PartType::Html(t)
-                if name.is_none() && !is_attachment_disposition =>
-            {
+        match &body {
+            Body::Text(t) | Body::Html(t) if name.is_none() && !is_attachment_disposition => {
                 bodies += 1;
                 let label = if bodies == 1 {
                     "body".to_string()
@@ -88,16 +88,16 @@ fn walk(ctx: &mut Ctx, msg: &Message<'_>, prefix: &str, depth: usize) {
                 if !ctx.charge(&origin, t.len() as u64) {
                     return;
                 }
-                if matches!(part.body, PartType::Html(_)) {
+                if matches!(body, Body::Html(_)) {
                     ctx.add_text(&origin, &html::to_text(t));
                 } else {
                     ctx.add_text(&origin, t);
                 }
-                if part.is_encoding_problem {
+                if is_encoding_problem {
                     ctx.unscannable(&origin, "malformed MIME part (read as raw text)");
                 }
             }
-            PartType::Message(nested) => {
+            Body::Message(nested) => {
                 let name = name.unwrap_or_else(|| match nested.subject() {
                     Some(s) if !s.trim().is_empty() => format!("{}.eml", s.trim()),
                     _ => "message.eml".to_string(),
@@ -117,12 +117,12 @@ fn walk(ctx: &mut Ctx, msg: &Message<'_>, prefix: &str, depth: usize) {
                 if !ctx.charge(&origin, size) {
                     return;
                 }
-                walk(ctx, nested, &origin, depth + 1);
+                walk(ctx, nested, mode, &origin, depth + 1);
             }
             _ => {
                 let name = name.unwrap_or_else(|| format!("part {}", id));
                 let origin = join(prefix, &format!("attachment {name}"));
-                let data = part.contents();
+                let data = body.bytes();
                 ctx.out.attachments.push(Attachment {
                     name: name.clone(),
                     content_type: content_type.clone(),
@@ -132,7 +132,7 @@ fn walk(ctx: &mut Ctx, msg: &Message<'_>, prefix: &str, depth: usize) {
                 if !ctx.charge(&origin, data.len() as u64) {
                     return;
                 }
-                if part.is_encoding_problem && part.is_binary() {
+                if is_encoding_problem && matches!(body, Body::Binary(_)) {
                     ctx.unscannable(&origin, "malformed MIME part (could not be decoded)");
                 }
                 extract(ctx, &name, &content_type, data, &origin, depth + 1);

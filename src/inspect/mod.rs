@@ -6,6 +6,7 @@
 //! worker thread under `catch_unwind`, and every step checks the deadline.
 
 mod archive;
+mod body;
 mod extract;
 mod html;
 mod mime;
@@ -14,11 +15,14 @@ mod office;
 mod pdf;
 mod rtf;
 mod text;
+mod transfer;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_bounds;
+#[cfg(test)]
+mod tests_transfer;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;

@@ -113,13 +113,18 @@ pub fn scan(policy: &Policy, insp: &Inspection) -> Scan {
     // The text and HTML versions of one body often normalise to the same text: scanning it
     // twice would cost time and count every word twice (min_count would fire on one mention).
     let mut seen = std::collections::HashSet::new();
+    // One pass per text finds every kind of identifier a detector asks for.
+    let wanted = validators::Wanted {
+        bsn: has_kind(policy, DetectorType::Bsn),
+        iban: has_kind(policy, DetectorType::Iban),
+        card: has_kind(policy, DetectorType::Card),
+    };
     for t in &insp.texts {
         let text = t.text.as_str();
         if !seen.insert(text) {
             continue;
         }
-        // Every identifier needs digits: text without any skips the number scanners.
-        let has_digits = text.bytes().any(|b| b.is_ascii_digit());
+        let ids_found = validators::find_all(text, wanted);
         if let Some(ac) = &policy.words {
             for m in ac.find_overlapping_iter(text) {
                 let i = policy.word_owner[m.pattern().as_usize()];
@@ -139,9 +144,6 @@ pub fn scan(policy: &Policy, insp: &Inspection) -> Scan {
         for (i, d) in policy.detectors.iter().enumerate() {
             let found: Vec<(usize, usize, String)> = match d.kind {
                 DetectorType::Words => continue,
-                DetectorType::Bsn | DetectorType::Iban | DetectorType::Card if !has_digits => {
-                    continue;
-                }
                 DetectorType::Regex => d
                     .regex
                     .as_ref()
@@ -151,9 +153,9 @@ pub fn scan(policy: &Policy, insp: &Inspection) -> Scan {
                             .collect()
                     })
                     .unwrap_or_default(),
-                DetectorType::Bsn => ids(validators::find_bsn(text), Kind::Bsn),
-                DetectorType::Iban => ids(validators::find_iban(text), Kind::Iban),
-                DetectorType::Card => ids(validators::find_cards(text), Kind::Card),
+                DetectorType::Bsn => ids(&ids_found.bsn, Kind::Bsn),
+                DetectorType::Iban => ids(&ids_found.iban, Kind::Iban),
+                DetectorType::Card => ids(&ids_found.card, Kind::Card),
             };
             for (s, e, show) in found {
                 if near_keyword(d, text, s, e) {
@@ -165,9 +167,13 @@ pub fn scan(policy: &Policy, insp: &Inspection) -> Scan {
     out
 }
 
-fn ids(found: Vec<validators::Candidate>, kind: Kind) -> Vec<(usize, usize, String)> {
+fn has_kind(policy: &Policy, kind: DetectorType) -> bool {
+    policy.detectors.iter().any(|d| d.kind == kind)
+}
+
+fn ids(found: &[validators::Candidate], kind: Kind) -> Vec<(usize, usize, String)> {
     found
-        .into_iter()
+        .iter()
         .map(|c| (c.start, c.end, validators::mask(kind, &c.value)))
         .collect()
 }

@@ -370,8 +370,13 @@ impl MetaStore for SledMeta {
     }
 
     fn flush_async(&self) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>> {
+        // sled's own flush_async can wait forever when many callers flush at once (seen under
+        // concurrent portal load); a blocking flush on the blocking pool cannot.
+        let db = self.db.clone();
         Box::pin(async move {
-            self.db.flush_async().await?;
+            tokio::task::spawn_blocking(move || db.flush())
+                .await
+                .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))??;
             Ok(())
         })
     }

@@ -7,6 +7,7 @@ mod files;
 pub mod http;
 pub mod i18n;
 mod pages;
+mod signin;
 
 use crate::config::{Config, Resolved};
 use crate::queue::QueueStore;
@@ -205,9 +206,9 @@ async fn route(
                         return *r;
                     }
                     match action.as_str() {
-                        "send" => pages::send(web, &ctx).await,
-                        "login" => pages::login(web, &ctx, &form).await,
-                        _ => pages::logout(web, &ctx),
+                        "send" => signin::send(web, &ctx).await,
+                        "login" => signin::login(web, &ctx, &form).await,
+                        _ => signin::logout(web, &ctx),
                     }
                 }
                 (&Method::GET, "body", None) => pages::body(web, &ctx).await,
