@@ -311,6 +311,37 @@ fn password_by_mail_then_message_files_and_zip() {
         303
     );
     assert_eq!(c.get(&format!("{link}/f/0")).status, 303);
+
+    // Every view and download was recorded for the sender's tracking.
+    let mut p = p;
+    p.sluis.terminate(Duration::from_secs(20));
+    let store = open_store(&p.sluis.data_dir);
+    let (id, rcpt) = store
+        .meta
+        .link_for_token(link.trim_start_matches("/l/"))
+        .unwrap()
+        .unwrap();
+    let events = store.meta.events(id).unwrap();
+    use sluis::store::EventKind;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == EventKind::Opened && e.rcpt == Some(rcpt))
+    );
+    let downloads: Vec<Option<u32>> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Downloaded)
+        .map(|e| e.file)
+        .collect();
+    assert!(
+        downloads.contains(&Some(2)) && downloads.contains(&Some(0)),
+        "{events:?}"
+    );
+    assert_eq!(
+        downloads.len(),
+        2 + 4,
+        "two single files and four in the ZIP: {events:?}"
+    );
 }
 
 #[test]
@@ -576,4 +607,119 @@ fn clear_pages_for_unknown_expired_exhausted_and_public_links() {
     assert_eq!(r.status, 410);
     assert!(r.text().contains("Deze link is verlopen"));
     assert_eq!(c.get(&format!("{link}/f/0")).status, 410);
+}
+
+/// curl over HTTPS (certificate not verified: it is self-signed); returns (status, headers, body).
+fn curl(args: &[&str]) -> (u16, String, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sk", "-D", "-", "--max-time", "30"])
+        .args(args)
+        .output()
+        .expect("run curl (Debian package curl)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+#[test]
+fn over_https_sessions_use_host_prefixed_secure_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(ok);
+    let cap = Capture::start();
+    let port = free_port();
+    let (c, k) = (
+        cert.to_str().unwrap().to_string(),
+        key.to_str().unwrap().to_string(),
+    );
+    let sluis = start_with(&cap, |cfg| {
+        cfg.set("web", "listen", &format!("\"127.0.0.1:{port}\""))
+            .set(
+                "web",
+                "public_url",
+                &format!("\"https://127.0.0.1:{port}\""),
+            )
+            .set("web", "tls_cert", &format!("{c:?}"))
+            .set("web", "tls_key", &format!("{k:?}"))
+    });
+    let u = unique("tls");
+    smtplib_send(
+        &sluis,
+        "arts@org.test",
+        &["piet@extern.test"],
+        &mail(
+            &format!(
+                "To: piet@extern.test\r\nSubject: [secure files] {u}\r\nX-Sluis-Password: Paard-Batterij-Nietje\r\n"
+            ),
+            "Tekst",
+            &[("a.txt", b"over tls".to_vec())],
+        ),
+    );
+    let m = cap.wait_for_containing(&u, ARRIVAL);
+    let p = mail_parser::MessageParser::default()
+        .parse(&m.data)
+        .unwrap();
+    let text = p.body_text(0).unwrap().into_owned();
+    let base = format!("https://127.0.0.1:{port}");
+    let i = text.find(&format!("{base}/l/")).expect("an https link");
+    let link = text[i..i + base.len() + 3 + 32].to_string();
+    let (status, head, body) = curl(&[&link]);
+    assert_eq!(status, 200, "{head}");
+    let i = body.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = body[i..i + 32].to_string();
+    let (status, head, _) = curl(&[
+        "-H",
+        &format!("Origin: {base}"),
+        "--data-urlencode",
+        &format!("csrf={csrf}"),
+        "--data-urlencode",
+        "secret=Paard-Batterij-Nietje",
+        &format!("{link}/login"),
+    ]);
+    assert_eq!(status, 303, "{head}");
+    let cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(cookie.contains("__Host-sluis="), "{cookie}");
+    for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} missing: {cookie}");
+    }
+    let sid = cookie
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, _, body) = curl(&["-H", &format!("Cookie: {sid}"), &format!("{link}/f/0")]);
+    assert_eq!((status, body.as_str()), (200, "over tls"));
 }

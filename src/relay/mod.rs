@@ -50,6 +50,9 @@ pub struct Relay {
     hostname: String,
     pipeline: Arc<crate::pipeline::Pipeline>,
     inspecting: Arc<Semaphore>,
+    /// Messages being sealed at once: more than the cores, because sealing waits on fsyncs
+    /// (blobs, metadata, queue), but bounded, because each holds its message in memory.
+    sealing: Arc<Semaphore>,
     protector: Arc<crate::protect::Protector>,
     /// Idle connections to next hops, reused for the following messages.
     pool: Mutex<HashMap<SocketAddr, Vec<(Instant, Connection)>>>,
@@ -99,6 +102,7 @@ impl Relay {
             hostname: cfg.smtp.hostname.clone(),
             pool: Mutex::new(HashMap::new()),
             inspecting: Arc::new(Semaphore::new(cfg.policy.inspect_concurrency.max(1))),
+            sealing: Arc::new(Semaphore::new(cfg.policy.inspect_concurrency.max(1) * 4)),
             pipeline,
             protector,
             cfg,

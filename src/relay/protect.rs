@@ -26,7 +26,7 @@ impl Relay {
         protection: schema::Protection,
         auth: schema::Auth,
     ) -> Result<Protection, String> {
-        let Ok(_permit) = self.inspecting.clone().acquire_owned().await else {
+        let Ok(_permit) = self.sealing.clone().acquire_owned().await else {
             return Err("shutting down".into());
         };
         let pending: Vec<usize> = (0..env.recipients.len())
