@@ -232,3 +232,62 @@ pub(crate) fn body<'a>(
         }
     }
 }
+
+/// A parsed message whose bodies are decoded on request: for the protect and rewrite steps,
+/// which need a few bodies (text, HTML, attachments) of mail that may be large.
+pub(crate) struct Parsed<'a> {
+    pub msg: Message<'a>,
+    pub mode: Mode,
+}
+
+impl<'a> Parsed<'a> {
+    pub fn new(raw: &'a [u8]) -> Option<Parsed<'a>> {
+        parse(raw).map(|(msg, mode)| Parsed { msg, mode })
+    }
+
+    /// A part's decoded body.
+    pub fn body(&'a self, part: &'a MessagePart<'a>) -> Body<'a> {
+        body(&self.msg, part, self.mode).0
+    }
+
+    /// The first text body (an HTML-only message's HTML as text), as `Message::body_text(0)`.
+    pub fn text(&'a self) -> Option<String> {
+        if self.mode == Mode::Decoded {
+            return self.msg.body_text(0).map(|t| t.into_owned());
+        }
+        let part = self.msg.parts.get(*self.msg.text_body.first()? as usize)?;
+        match self.body(part) {
+            Body::Text(t) => Some(t.into_owned()),
+            Body::Html(h) => Some(mail_parser::decoders::html::html_to_text(&h)),
+            _ => None,
+        }
+    }
+
+    /// The first HTML body, when the message has one of its own.
+    pub fn html(&'a self) -> Option<String> {
+        let i = *self.msg.html_body.iter().find(|&&i| {
+            matches!(
+                self.msg.parts.get(i as usize).map(|p| &p.body),
+                Some(PartType::Html(_))
+            )
+        })?;
+        match self.body(self.msg.parts.get(i as usize)?) {
+            Body::Html(h) | Body::Text(h) => Some(h.into_owned()),
+            _ => None,
+        }
+    }
+
+    /// A part's bytes after transfer decoding (text as UTF-8).
+    pub fn bytes(&'a self, part: &'a MessagePart<'a>) -> Option<Cow<'a, [u8]>> {
+        match self.body(part) {
+            Body::Binary(b) => Some(b),
+            Body::Text(Cow::Borrowed(t)) | Body::Html(Cow::Borrowed(t)) => {
+                Some(Cow::Borrowed(t.as_bytes()))
+            }
+            Body::Text(Cow::Owned(t)) | Body::Html(Cow::Owned(t)) => {
+                Some(Cow::Owned(t.into_bytes()))
+            }
+            Body::Message(_) | Body::Multipart => None,
+        }
+    }
+}

@@ -6,7 +6,7 @@
 //! worker thread under `catch_unwind`, and every step checks the deadline.
 
 mod archive;
-mod body;
+pub(crate) mod body;
 mod extract;
 mod html;
 mod mime;

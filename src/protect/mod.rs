@@ -10,6 +10,7 @@ pub mod controls;
 pub mod parts;
 
 use crate::dkim::{DkimError, Signer};
+use crate::inspect::body::Parsed;
 use crate::policy::decide::Decision;
 use crate::policy::schema::{self, Settings, TagWords};
 use crate::rewrite::{self, FileInfo};
@@ -18,7 +19,7 @@ use crate::store::{
     Protection, Recipient, RecipientKind, Store, StoreError,
 };
 use chrono::{DateTime, Utc};
-use mail_parser::{Message as Parsed, MessageParser};
+use mail_parser::Message as Mime;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -113,10 +114,9 @@ impl Protector {
     }
 
     pub fn protect(&self, req: &Request<'_>) -> Result<Outcome, ProtectError> {
-        let parsed = MessageParser::default()
-            .parse(req.original)
-            .ok_or(ProtectError::Parse)?;
-        let files = parts::attachments(&parsed);
+        let decoded = Parsed::new(req.original).ok_or(ProtectError::Parse)?;
+        let parsed = &decoded.msg;
+        let files = parts::attachments(&decoded);
         let mut protection = match req.protection {
             schema::Protection::PublicFiles => Protection::PublicFiles,
             schema::Protection::SecureFiles => Protection::SecureFiles,
@@ -229,7 +229,7 @@ impl Protector {
             });
         }
         let body = if protection == Protection::SecureMessage {
-            let b = parts::body_message(req.original, &parsed, &subject)
+            let b = parts::body_message(req.original, &decoded, &subject)
                 .map_err(ProtectError::Build)?;
             let info = blobs.put(&dek, &mut b.as_slice())?;
             Some(BodyRecord {
@@ -242,7 +242,7 @@ impl Protector {
         };
         let msg = Message {
             id,
-            sender: sender_address(&parsed),
+            sender: sender_address(parsed),
             subject: subject.clone(),
             created: req.now,
             expires: fs.expires,
@@ -273,7 +273,7 @@ impl Protector {
             .collect();
         let expires = DateTime::<Utc>::from_timestamp(msg.expires, 0).unwrap_or_else(Utc::now);
         let host = crate::config::web::host_of(&self.public_url);
-        let sender_shown = sender_shown(&parsed);
+        let sender_shown = sender_shown(parsed);
         let mut copies = Vec::with_capacity(links.len());
         for (r, token) in links.iter().enumerate() {
             let link = self.link(token.as_str());
@@ -293,7 +293,8 @@ impl Protector {
                 neutral_subject: req.settings.neutral_subject,
                 subject: &subject,
             };
-            let mut bytes = rewrite::build(req.original, &copy).map_err(ProtectError::Build)?;
+            let mut bytes =
+                rewrite::build_from(req.original, &decoded, &copy).map_err(ProtectError::Build)?;
             if let Some(s) = &self.dkim {
                 bytes = s.sign(&bytes)?;
             }
@@ -331,7 +332,7 @@ fn addresses(a: Option<&mail_parser::Address<'_>>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-fn sender_address(m: &Parsed<'_>) -> String {
+fn sender_address(m: &Mime<'_>) -> String {
     m.from()
         .and_then(|a| a.first())
         .and_then(|a| a.address())
@@ -341,7 +342,7 @@ fn sender_address(m: &Parsed<'_>) -> String {
 
 /// How the notification names the sender: 'Jan de Vries (jan@zorg.nl)', so a recipient sees
 /// who it really is.
-fn sender_shown(m: &Parsed<'_>) -> String {
+fn sender_shown(m: &Mime<'_>) -> String {
     let Some(a) = m.from().and_then(|a| a.first()) else {
         return String::new();
     };

@@ -2,6 +2,7 @@
 //! its body (text, HTML and inline images) as one small MIME message for the portal.
 
 use crate::headers;
+use crate::inspect::body::Parsed;
 use crate::rewrite::{content_type, kept_inline};
 use mail_builder::MessageBuilder;
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
@@ -38,7 +39,8 @@ pub fn file_name(raw: Option<&str>, n: usize) -> String {
 }
 
 /// The attachments that become protected files, in message order.
-pub fn attachments<'a>(msg: &'a Message<'a>) -> Vec<Attachment<'a>> {
+pub(crate) fn attachments<'a>(parsed: &'a Parsed<'a>) -> Vec<Attachment<'a>> {
+    let msg = &parsed.msg;
     let has_html = crate::rewrite::has_html(msg);
     let mut out = Vec::new();
     for &i in &msg.attachments {
@@ -50,14 +52,19 @@ pub fn attachments<'a>(msg: &'a Message<'a>) -> Vec<Attachment<'a>> {
         }
         let n = out.len() + 1;
         let (data, ct): (Cow<'a, [u8]>, String) = match &part.body {
-            PartType::Binary(d) | PartType::InlineBinary(d) => {
-                (Cow::Borrowed(d.as_ref()), content_type(part))
+            PartType::Binary(_) | PartType::InlineBinary(_) => {
+                let Some(d) = parsed.bytes(part) else {
+                    continue;
+                };
+                (d, content_type(part))
             }
             // Text was decoded to UTF-8 from whatever charset it had; say so.
-            PartType::Text(t) | PartType::Html(t) => (
-                Cow::Borrowed(t.as_bytes()),
-                format!("{}; charset=utf-8", content_type(part)),
-            ),
+            PartType::Text(_) | PartType::Html(_) => {
+                let Some(d) = parsed.bytes(part) else {
+                    continue;
+                };
+                (d, format!("{}; charset=utf-8", content_type(part)))
+            }
             PartType::Message(m) => (nested_raw(msg, part, m), "message/rfc822".into()),
             PartType::Multipart(_) => continue,
         };
@@ -105,7 +112,12 @@ const BODY_FIELDS: &[&str] = &[
 
 /// A secure message's readable part: the original's address and date fields, the tag-free
 /// subject, and its text, HTML and inline images (no attachments: those are files).
-pub fn body_message(original: &[u8], msg: &Message<'_>, subject: &str) -> std::io::Result<Vec<u8>> {
+pub(crate) fn body_message<'a>(
+    original: &[u8],
+    parsed: &'a Parsed<'a>,
+    subject: &str,
+) -> std::io::Result<Vec<u8>> {
+    let msg = &parsed.msg;
     let n = headers::block_len(original);
     let mut out = Vec::new();
     for f in headers::split_fields(&original[..n]) {
@@ -121,17 +133,12 @@ pub fn body_message(original: &[u8], msg: &Message<'_>, subject: &str) -> std::i
         .as_bytes(),
     );
     let mut b = MessageBuilder::new();
-    let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
-    b = b.text_body(text);
-    if crate::rewrite::has_html(msg)
-        && let Some(h) = msg.body_html(0)
-    {
-        b = b.html_body(h.into_owned());
+    b = b.text_body(parsed.text().unwrap_or_default());
+    if let Some(h) = parsed.html() {
+        b = b.html_body(h);
         for part in msg.parts.iter().filter(|p| kept_inline(true, p)) {
-            if let (Some(cid), PartType::InlineBinary(d) | PartType::Binary(d)) =
-                (part.content_id(), &part.body)
-            {
-                b = b.inline(content_type(part), cid.to_string(), d.to_vec());
+            if let (Some(cid), Some(d)) = (part.content_id(), parsed.bytes(part)) {
+                b = b.inline(content_type(part), cid.to_string(), d.into_owned());
             }
         }
     }
@@ -158,7 +165,7 @@ Content-Disposition: attachment; filename=\"../../etc/u\xe2\x80\xaefdp.exe\"\r\n
 
     #[test]
     fn attachments_become_files_inline_images_stay() {
-        let m = MessageParser::default().parse(MAIL).unwrap();
+        let m = Parsed::new(MAIL).unwrap();
         let files = attachments(&m);
         let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["ufdp.exe", "lijst.csv", "bericht-3.eml"]);
@@ -183,7 +190,7 @@ Content-Disposition: attachment; filename=\"../../etc/u\xe2\x80\xaefdp.exe\"\r\n
 
     #[test]
     fn body_keeps_text_html_and_inline_images_only() {
-        let m = MessageParser::default().parse(MAIL).unwrap();
+        let m = Parsed::new(MAIL).unwrap();
         let b = body_message(MAIL, &m, "Uitslag").unwrap();
         let p = MessageParser::default().parse(&b).unwrap();
         assert_eq!(p.subject(), Some("Uitslag"));

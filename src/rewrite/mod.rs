@@ -5,10 +5,11 @@
 pub mod words;
 
 use crate::headers::{self, encode_word};
+use crate::inspect::body::Parsed;
 use crate::policy::schema::Protection;
 use chrono::{DateTime, Utc};
 use mail_builder::MessageBuilder;
-use mail_parser::{MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{MessagePart, MimeHeaders, PartType};
 use words::Lang;
 
 #[derive(Debug, Clone)]
@@ -192,8 +193,27 @@ pub fn content_type(part: &MessagePart<'_>) -> String {
 
 /// Builds one recipient's copy from the original message.
 pub fn build(original: &[u8], c: &Copy<'_>) -> std::io::Result<Vec<u8>> {
+    match Parsed::new(original) {
+        Some(p) => build_from(original, &p, c),
+        None => build_parsed(original, None, c),
+    }
+}
+
+/// Like [`build`], with the message parsed once for all recipients.
+pub(crate) fn build_from<'a>(
+    original: &[u8],
+    p: &'a Parsed<'a>,
+    c: &Copy<'_>,
+) -> std::io::Result<Vec<u8>> {
+    build_parsed(original, Some(p), c)
+}
+
+fn build_parsed<'a>(
+    original: &[u8],
+    decoded: Option<&'a Parsed<'a>>,
+    c: &Copy<'_>,
+) -> std::io::Result<Vec<u8>> {
     let (first, second) = words::lang(c.language);
-    let parsed = MessageParser::default().parse(original);
     let subject = if c.neutral_subject && c.protection == Protection::SecureMessage {
         fill(first.neutral_subject, &clean(c.org_name))
     } else {
@@ -218,10 +238,7 @@ pub fn build(original: &[u8], c: &Copy<'_>) -> std::io::Result<Vec<u8>> {
             (text, Some(html))
         }
         _ => {
-            let orig_text = parsed
-                .as_ref()
-                .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
-                .unwrap_or_default();
+            let orig_text = decoded.and_then(|d| d.text()).unwrap_or_default();
             let text = format!(
                 "{}\r\n\r\n-----\r\n{}\r\n{}\r\n{}\r\n",
                 orig_text.trim_end(),
@@ -229,10 +246,8 @@ pub fn build(original: &[u8], c: &Copy<'_>) -> std::io::Result<Vec<u8>> {
                 block_text(second, c),
                 footer(first, c)
             );
-            let html = parsed
-                .as_ref()
-                .filter(|m| has_html(m))
-                .and_then(|m| m.body_html(0).map(|h| h.into_owned()))
+            let html = decoded
+                .and_then(|d| d.html())
                 .map(|h| {
                     let block = format!(
                         "{}{}<p style=\"font-family:Arial,sans-serif;font-size:12px;color:#57606a\">{}</p>",
@@ -246,12 +261,10 @@ pub fn build(original: &[u8], c: &Copy<'_>) -> std::io::Result<Vec<u8>> {
                     }
                 });
             // Inline images the HTML refers to stay; every other attachment is replaced.
-            if let (Some(m), true) = (parsed.as_ref(), html.is_some()) {
-                for part in m.parts.iter().filter(|p| kept_inline(true, p)) {
-                    if let (Some(cid), PartType::InlineBinary(data) | PartType::Binary(data)) =
-                        (part.content_id(), &part.body)
-                    {
-                        body = body.inline(content_type(part), cid.to_string(), data.to_vec());
+            if let (Some(d), true) = (decoded, html.is_some()) {
+                for part in d.msg.parts.iter().filter(|p| kept_inline(true, p)) {
+                    if let (Some(cid), Some(data)) = (part.content_id(), d.bytes(part)) {
+                        body = body.inline(content_type(part), cid.to_string(), data.into_owned());
                     }
                 }
             }
