@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod nexthop;
+pub mod portal;
 pub mod protect;
 pub mod smtp;
 pub mod webdriver;
