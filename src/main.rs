@@ -163,7 +163,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Queue { cmd, config } => {
             let (cfg, _) = load(&config)?;
             let dir = cfg.storage.data_dir.clone();
-            let store = sluis::serve::open_store(&cfg)?;
+            let store = sluis::serve::open_store_admin(&cfg)?;
             let online = |c: String| rt.block_on(control::ask(&dir, &c));
             let answer = |a: String| -> Result<ExitCode> {
                 match a.strip_prefix("ok ") {

@@ -55,6 +55,13 @@ pub fn rotate_offline(cfg: &Config) -> Result<(u32, usize)> {
     Ok((id, n))
 }
 
+/// The queue for `sluis queue ...`, safe next to a running server (see `QueueStore::open_admin`).
+pub fn open_store_admin(cfg: &Config) -> Result<QueueStore> {
+    let keys = Arc::new(keyring(cfg)?);
+    QueueStore::open_admin(&cfg.storage.data_dir, keys)
+        .with_context(|| format!("opening the queue in {}", cfg.storage.data_dir.display()))
+}
+
 pub fn open_store(cfg: &Config) -> Result<QueueStore> {
     std::fs::DirBuilder::new()
         .recursive(true)

@@ -43,6 +43,16 @@ pub type MessageReader = Box<dyn Read + Send>;
 
 impl QueueStore {
     pub fn open(data_dir: &Path, keys: SharedKeys) -> io::Result<QueueStore> {
+        Self::open_with(data_dir, keys, true)
+    }
+
+    /// For the admin commands, which may run next to a live server: leaves the spool and
+    /// unfinished state files alone (they may belong to messages the server is receiving).
+    pub fn open_admin(data_dir: &Path, keys: SharedKeys) -> io::Result<QueueStore> {
+        Self::open_with(data_dir, keys, false)
+    }
+
+    fn open_with(data_dir: &Path, keys: SharedKeys, clean: bool) -> io::Result<QueueStore> {
         let queue = data_dir.join("queue");
         let spool = data_dir.join("spool");
         for d in [data_dir, &queue, &spool] {
@@ -52,12 +62,12 @@ impl QueueStore {
                 .create(d)?;
         }
         // Whatever is left in the spool never got a 250: the client will send it again.
-        for e in std::fs::read_dir(&spool)? {
+        for e in std::fs::read_dir(&spool)?.filter(|_| clean) {
             let e = e?;
             let _ = std::fs::remove_file(e.path());
         }
         // Leftover temp files from an interrupted state rewrite.
-        for e in std::fs::read_dir(&queue)? {
+        for e in std::fs::read_dir(&queue)?.filter(|_| clean) {
             let p = e?.path();
             if p.extension()
                 .and_then(|x| x.to_str())
