@@ -173,6 +173,13 @@ fn text_of<'a>(bytes: Cow<'a, [u8]>, part: &MessagePart<'_>) -> Cow<'a, str> {
         .header_value(&HeaderName::ContentType)
         .and_then(|c| c.as_content_type())
         .and_then(|ct| ct.attribute("charset"))
+        // UTF-8 and ASCII need no decoder: the std validation below is much faster than
+        // mail-parser's lossy UTF-8 decoder, and gives the same text.
+        .filter(|c| {
+            !["utf-8", "utf8", "us-ascii", "ascii"]
+                .iter()
+                .any(|u| c.eq_ignore_ascii_case(u))
+        })
         .and_then(|c| charset_decoder(c.as_bytes()));
     match (bytes, decoder) {
         (Cow::Owned(v), Some(d)) => Cow::Owned(d(&v)),

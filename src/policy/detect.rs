@@ -112,7 +112,9 @@ pub fn scan(policy: &Policy, insp: &Inspection) -> Scan {
         };
     // The text and HTML versions of one body often normalise to the same text: scanning it
     // twice would cost time and count every word twice (min_count would fire on one mention).
-    let mut seen = std::collections::HashSet::new();
+    // Compared, not hashed: texts of different lengths differ at once, and hashing every byte
+    // of a large body cost more than the comparison ever does.
+    let mut seen: Vec<&str> = Vec::new();
     // One pass per text finds every kind of identifier a detector asks for.
     let wanted = validators::Wanted {
         bsn: has_kind(policy, DetectorType::Bsn),
@@ -121,9 +123,10 @@ pub fn scan(policy: &Policy, insp: &Inspection) -> Scan {
     };
     for t in &insp.texts {
         let text = t.text.as_str();
-        if !seen.insert(text) {
+        if seen.contains(&text) {
             continue;
         }
+        seen.push(text);
         let ids_found = validators::find_all(text, wanted);
         if let Some(ac) = &policy.words {
             for m in ac.find_overlapping_iter(text) {
