@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::portal::{code_in, last_sms};
 use common::protect::*;
 use common::webdriver::Browser;
 use common::*;
@@ -158,20 +159,8 @@ fn sms_code_from_the_outbox_and_clear_pages_for_expired_and_blocked_links() {
     b.click("form[action$='/send'] button");
     let after = b.text();
     assert!(after.contains("code"), "{after}");
-    let line = poll(ARRIVAL, "the SMS", || {
-        std::fs::read_to_string(&outbox)
-            .ok()
-            .filter(|s| !s.is_empty())
-    });
-    let sms: serde_json::Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
-    let text = sms["text"].as_str().unwrap();
-    let code: String = text
-        .split(": ")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
+    let sms = last_sms(&outbox);
+    let code = code_in(sms["text"].as_str().unwrap());
     b.type_into("#secret", &code);
     b.click("form[action$='/login'] button");
     poll(ARRIVAL, "the message page", || {

@@ -3,24 +3,12 @@
 
 mod common;
 
+use common::protect::copy_dir;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const ARRIVAL: Duration = Duration::from_secs(30);
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
 
 /// sluis with the shipped default policy (a copy it may edit) and org.test as internal domain.
 fn start(cap: &Capture) -> (Sluis, PathBuf) {

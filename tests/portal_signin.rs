@@ -41,21 +41,10 @@ fn sms_codes_through_the_outbox_and_an_http_provider() {
             .status,
         303
     );
-    let line = poll(ARRIVAL, "the SMS in the outbox", || {
-        std::fs::read_to_string(&outbox)
-            .ok()
-            .filter(|s| !s.is_empty())
-    });
-    let sms: serde_json::Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+    let sms = last_sms(&outbox);
     assert_eq!(sms["to"], "+31612345678");
     let text = sms["text"].as_str().unwrap();
-    let code: String = text
-        .split(": ")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
+    let code = code_in(text);
     assert!(code.len() >= 6, "{text}");
     assert_eq!(
         c.post_form(
@@ -155,7 +144,7 @@ fn sms_through_a_generic_http_provider() {
     let body: serde_json::Value = serde_json::from_str(req["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["recipient"], "+31612345678");
     let text = body["message"].as_str().unwrap();
-    let code: String = text.split(": ").nth(1).unwrap().chars().take(8).collect();
+    let code = code_in(text);
     assert_eq!(
         c.post_form(
             &format!("{link}/login"),

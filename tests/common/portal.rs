@@ -109,3 +109,23 @@ pub fn assert_headers(r: &HttpResponse) {
     assert_eq!(r.header("referrer-policy"), "no-referrer");
     assert_eq!(r.header("cache-control"), "no-store");
 }
+
+/// The digits of the one-time code in an SMS text ("... van Org: 12345678 (10 minuten ...)").
+pub fn code_in(text: &str) -> String {
+    text.split(": ")
+        .nth(1)
+        .unwrap_or_default()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect()
+}
+
+/// Waits for the newest SMS in an outbox file; returns it (JSON: at, to, text).
+pub fn last_sms(outbox: &std::path::Path) -> serde_json::Value {
+    let line = poll(ARRIVAL, "the SMS in the outbox", || {
+        std::fs::read_to_string(outbox)
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
+    serde_json::from_str(line.lines().last().unwrap()).unwrap()
+}
