@@ -104,10 +104,18 @@ pub fn build(org: &Org<'_>, env: &Envelope, subject: &str, d: &Decision) -> (Env
 /// null sender, marked internal so that it is never examined or bounced again.
 pub fn generated_envelope(id: String, hostname: &str, original: &Envelope) -> Envelope {
     Envelope {
+        smtputf8: original.smtputf8,
+        ..internal_envelope(id, hostname, &original.mail_from)
+    }
+}
+
+/// The envelope of any mail sluis writes itself (notices, reports, password mails) to `to`.
+pub fn internal_envelope(id: String, hostname: &str, to: &str) -> Envelope {
+    Envelope {
         id,
         mail_from: String::new(),
         recipients: vec![Recipient {
-            address: original.mail_from.clone(),
+            address: to.to_string(),
             orcpt: None,
             notify: 0,
         }],
@@ -116,7 +124,7 @@ pub fn generated_envelope(id: String, hostname: &str, original: &Envelope) -> En
         helo: hostname.into(),
         tls: false,
         body_8bit: true,
-        smtputf8: original.smtputf8,
+        smtputf8: !to.is_ascii(),
         env_id: None,
         ret_headers_only: true,
         message_id: None,

@@ -6,7 +6,7 @@ use super::auth::minutes;
 use super::http::{self as h, Resp};
 use super::i18n::{Texts, fill};
 use super::pages::{Ctx, auth_page, session_cookie};
-use crate::queue::{Envelope, Recipient as QRcpt, new_id, now};
+use crate::queue::{Envelope, new_id};
 use crate::store::{Auth, PasswordDelivery};
 use chrono::Utc;
 use http::StatusCode;
@@ -109,27 +109,7 @@ fn password_mail(
         subj = crate::headers::encode_word(t.password_mail_subject),
         date = Utc::now().to_rfc2822(),
     );
-    let env = Envelope {
-        id,
-        mail_from: String::new(),
-        recipients: vec![QRcpt {
-            address: to.to_string(),
-            orcpt: None,
-            notify: 0,
-        }],
-        received_at: now(),
-        client_ip: "127.0.0.1".into(),
-        helo: host.clone(),
-        tls: false,
-        body_8bit: true,
-        smtputf8: !to.is_ascii(),
-        env_id: None,
-        ret_headers_only: true,
-        message_id: None,
-        already_processed: true,
-        internal: true,
-        protected: None,
-    };
+    let env = crate::notice::internal_envelope(id, host, to);
     (env, msg.into_bytes())
 }
 
