@@ -69,7 +69,7 @@ pub fn run(cfg: &Config, message: &Path, from: Option<String>, to: Vec<String>) 
         &policy,
         &cfg.organisation.internal_domains,
         &crate::inspect::Limits::default(),
-        &bytes,
+        &std::sync::Arc::new(bytes.to_vec()),
         &rcpts,
     );
     let d = &ex.decision;

@@ -24,7 +24,7 @@ pub struct Examined {
 
 impl Pipeline {
     /// Inspects and decides. CPU-bound and blocking: run it on a blocking thread.
-    pub fn examine(&self, message: &[u8], recipients: &[String]) -> Examined {
+    pub fn examine(&self, message: &Arc<Vec<u8>>, recipients: &[String]) -> Examined {
         let policy = self.policy.get();
         examine_with(
             &policy,
@@ -40,10 +40,10 @@ pub fn examine_with(
     policy: &Arc<Policy>,
     internal_domains: &[String],
     limits: &inspect::Limits,
-    message: &[u8],
+    message: &Arc<Vec<u8>>,
     recipients: &[String],
 ) -> Examined {
-    let inspection = inspect::inspect(message, limits);
+    let inspection = inspect::inspect_shared(message, limits);
     let scan = detect::scan(policy, &inspection);
     let (_, mut choice) = tags::parse_subject(&inspection.subject, &policy.tags);
     tags::controls(message, &mut choice, &policy.tags);

@@ -49,7 +49,7 @@ impl Body<'_> {
 }
 
 /// mail-parser's default header parsing, with Content-Transfer-Encoding skipped.
-fn raw_parser() -> &'static MessageParser {
+pub(super) fn raw_parser() -> &'static MessageParser {
     static PARSER: OnceLock<MessageParser> = OnceLock::new();
     PARSER.get_or_init(|| {
         let mut p = MessageParser::new();
@@ -107,6 +107,16 @@ fn raw_parser() -> &'static MessageParser {
 
 /// Parses a message; None when mail-parser finds no message at all.
 pub(crate) fn parse(raw: &[u8]) -> Option<(Message<'_>, Mode)> {
+    parse_cutting(raw, super::skeleton::MIN_CUT)
+}
+
+/// `parse`, cutting stretches of at least `min_cut` bytes out of what mail-parser walks.
+pub(crate) fn parse_cutting(raw: &[u8], min_cut: usize) -> Option<(Message<'_>, Mode)> {
+    if raw.len() > 2 * min_cut
+        && let Some(msg) = super::skeleton::parse(raw, min_cut)
+    {
+        return Some((msg, Mode::Raw));
+    }
     if let Some(msg) = raw_parser().parse(raw)
         && decodable(&msg)
     {
@@ -118,14 +128,14 @@ pub(crate) fn parse(raw: &[u8]) -> Option<(Message<'_>, Mode)> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Encoding {
+pub(super) enum Encoding {
     QuotedPrintable,
     Base64,
 }
 
 /// The transfer encoding mail-parser would decode: the last Content-Transfer-Encoding header,
 /// read as unstructured text, `base64` or `quoted-printable` in any case.
-fn encoding(data: &[u8], part: &MessagePart<'_>) -> Option<Encoding> {
+pub(super) fn encoding(data: &[u8], part: &MessagePart<'_>) -> Option<Encoding> {
     let h = part
         .headers
         .iter()
@@ -143,7 +153,7 @@ fn encoding(data: &[u8], part: &MessagePart<'_>) -> Option<Encoding> {
 
 /// Whether every encoded part of a message parsed in `Raw` mode can be decoded here: none is
 /// (or may be, without a Content-Type) a message, and each ends where a scan can stop.
-fn decodable(msg: &Message<'_>) -> bool {
+pub(super) fn decodable(msg: &Message<'_>) -> bool {
     let data = msg.raw_message.as_ref();
     msg.parts.iter().all(|part| match &part.body {
         PartType::Message(nested) => encoding(data, part).is_none() && decodable(nested),
@@ -231,8 +241,8 @@ pub(crate) fn body<'a>(
         (Ok(bytes), PartType::Text(_)) => (Body::Text(text_of(Cow::Owned(bytes), part)), false),
         (Ok(bytes), PartType::Html(_)) => (Body::Html(text_of(Cow::Owned(bytes), part)), false),
         (Ok(bytes), _) => (Body::Binary(Cow::Owned(bytes)), false),
-        // mail-parser keeps a part it cannot decode as raw text, never as HTML.
-        (Err(_), PartType::Text(t) | PartType::Html(t)) => (Body::Text(Cow::Borrowed(t)), true),
+        // mail-parser keeps a part it cannot decode as raw text, never as HTML. Taken from the
+        // original bytes: the parsed body may come from a skeleton.
         (Err(_), _) => {
             let raw = data.get(start..end).unwrap_or_default();
             (Body::Text(text_of(Cow::Borrowed(raw), part)), true)

@@ -14,6 +14,7 @@ mod normalize;
 mod office;
 mod pdf;
 mod rtf;
+mod skeleton;
 mod text;
 mod transfer;
 
@@ -25,7 +26,7 @@ mod tests_bounds;
 mod tests_transfer;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 pub use normalize::normalize;
@@ -94,28 +95,27 @@ pub struct Inspection {
     pub unscannable: Vec<Unscannable>,
 }
 
-/// Inspect a raw RFC 5322 message. Blocking: run it on a blocking thread.
-/// Never panics, never hangs beyond `max_time` (plus a small grace period).
 /// Messages up to this size are inspected on the calling thread.
 const INLINE_MAX: usize = 256 * 1024;
 
+/// Inspect a raw RFC 5322 message. Blocking: run it on a blocking thread.
+/// Never panics, never hangs beyond `max_time` (plus a small grace period).
 pub fn inspect(message: &[u8], limits: &Limits) -> Inspection {
+    if message.len() <= INLINE_MAX {
+        return inspect_here(message, limits, Instant::now());
+    }
+    inspect_shared(&Arc::new(message.to_vec()), limits)
+}
+
+/// `inspect` for a message already shared: a large one goes to the worker thread uncopied.
+pub fn inspect_shared(message: &Arc<Vec<u8>>, limits: &Limits) -> Inspection {
     let started = Instant::now();
     // Most mail is small: a thread of its own per message costs more than inspecting it.
     // The walk checks the deadline at every step and PDFs get their own thread anyway.
     if message.len() <= INLINE_MAX {
-        return match catch_unwind(AssertUnwindSafe(|| inspect_inner(message, limits, started))) {
-            Ok(i) => i,
-            Err(_) => Inspection {
-                unscannable: vec![Unscannable {
-                    origin: "message".into(),
-                    reason: "internal error while inspecting the message".into(),
-                }],
-                ..Default::default()
-            },
-        };
+        return inspect_here(message, limits, started);
     }
-    let owned = message.to_vec();
+    let owned = message.clone();
     let lim = limits.clone();
     let (tx, rx) = mpsc::channel();
     let spawned = std::thread::Builder::new()
@@ -146,6 +146,19 @@ pub fn inspect(message: &[u8], limits: &Limits) -> Inspection {
             unscannable: vec![Unscannable {
                 origin: "message".into(),
                 reason: reason.into(),
+            }],
+            ..Default::default()
+        },
+    }
+}
+
+fn inspect_here(message: &[u8], limits: &Limits, started: Instant) -> Inspection {
+    match catch_unwind(AssertUnwindSafe(|| inspect_inner(message, limits, started))) {
+        Ok(i) => i,
+        Err(_) => Inspection {
+            unscannable: vec![Unscannable {
+                origin: "message".into(),
+                reason: "internal error while inspecting the message".into(),
             }],
             ..Default::default()
         },

@@ -44,6 +44,7 @@ impl Write for SpillWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if let Spill::Mem(v) = &mut self.spill {
             if (v.len() + data.len()) as u64 <= MAX_RECORD {
+                super::grow(v, data.len(), MAX_RECORD as usize);
                 v.extend_from_slice(data);
                 return Ok(data.len());
             }

@@ -2,6 +2,7 @@
 
 mod commit;
 mod envelope;
+mod fresh;
 mod segments;
 mod store;
 
@@ -9,3 +10,14 @@ pub use envelope::{
     DeliveryState, Envelope, ProtectedCopy, RcptStatus, Recipient, new_id, now, valid_id,
 };
 pub use store::{Incoming, MessageReader, QueueStore, StoreError};
+
+/// Makes room for `more` bytes in a buffer that keeps growing while a message arrives: four
+/// times the capacity at a time (never past `max`), so that a message of a few MiB is copied by
+/// reallocation about a third of its size, not once over as with doubling.
+fn grow(v: &mut Vec<u8>, more: usize, max: usize) {
+    let need = v.len() + more;
+    if need > v.capacity() {
+        let want = (v.capacity() * 4).clamp(need, max.max(need));
+        v.reserve_exact(want - v.len());
+    }
+}

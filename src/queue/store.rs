@@ -5,6 +5,7 @@
 
 use super::commit::{self, IncomingWriter, Job, Spill, SpillWriter};
 use super::envelope::{DeliveryState, Envelope, valid_id};
+use super::fresh::{self, Fresh};
 use super::segments::Segments;
 use crate::seal::{SealReader, SealWriter, SharedKeys};
 use std::collections::HashSet;
@@ -37,6 +38,7 @@ struct Inner {
     keys: std::sync::RwLock<SharedKeys>,
     segments: Arc<Segments>,
     committer: std::sync::mpsc::Sender<Job>,
+    fresh: Fresh,
 }
 
 pub type MessageReader = Box<dyn Read + Send>;
@@ -92,6 +94,7 @@ impl QueueStore {
                 queue,
                 spool,
                 keys: std::sync::RwLock::new(keys),
+                fresh: Fresh::default(),
             }),
         })
     }
@@ -131,6 +134,7 @@ impl QueueStore {
             id: env.id.clone(),
             writer: Some(w),
             bytes: 0,
+            plain: Some(Vec::with_capacity(64 << 10)),
         })
     }
 
@@ -161,6 +165,9 @@ impl QueueStore {
             .map_err(|_| io::Error::other("queue committer stopped"))?;
         wait.await
             .map_err(|_| io::Error::other("queue committer stopped"))??;
+        if let Some(plain) = incoming.plain.take() {
+            self.inner.fresh.insert(&incoming.id, Arc::new(plain));
+        }
         Ok(incoming.id.clone())
     }
 
@@ -245,6 +252,7 @@ impl QueueStore {
 
     /// Drops a message: the message file first, so a crash leaves at worst a stray state file.
     pub fn remove(&self, id: &str) -> io::Result<()> {
+        self.inner.fresh.remove(id);
         if self.inner.segments.remove(id)? {
             // Only a message that waited for a retry has a state file, and that one was
             // detached from its segment first.
@@ -291,6 +299,15 @@ impl QueueStore {
         Ok(ids)
     }
 
+    /// The whole message, shared: from memory when it was accepted a moment ago, else read
+    /// back from the queue.
+    pub fn read_shared(&self, id: &str) -> Result<Arc<Vec<u8>>, StoreError> {
+        match self.inner.fresh.get(id) {
+            Some(b) => Ok(b),
+            None => self.read_message(id).map(Arc::new),
+        }
+    }
+
     /// The whole message in memory, in one allocation (sized from the stored length, an upper
     /// bound), so a large message does not briefly take twice its size while a vector grows.
     pub fn read_message(&self, id: &str) -> Result<Vec<u8>, StoreError> {
@@ -317,6 +334,8 @@ pub struct Incoming {
     pub id: String,
     writer: Option<IncomingWriter>,
     bytes: u64,
+    /// The plaintext too, while it is small enough to hand to the relay from memory.
+    plain: Option<Vec<u8>>,
 }
 
 impl Incoming {
@@ -330,6 +349,14 @@ impl Incoming {
             return Err(e);
         }
         self.bytes += data.len() as u64;
+        if let Some(p) = self.plain.as_mut() {
+            if p.len() + data.len() <= fresh::MAX_ENTRY {
+                super::grow(p, data.len(), fresh::MAX_ENTRY);
+                p.extend_from_slice(data);
+            } else {
+                self.plain = None;
+            }
+        }
         Ok(())
     }
 

@@ -27,7 +27,7 @@ impl Relay {
             let idc = id.to_string();
             let rcpts: Vec<String> = env.recipients.iter().map(|r| r.address.clone()).collect();
             let r = tokio::task::spawn_blocking(move || {
-                let bytes = store.read_message(&idc).map_err(|e| e.to_string())?;
+                let bytes = store.read_shared(&idc).map_err(|e| e.to_string())?;
                 Ok::<_, String>(pipeline.examine(&bytes, &rcpts))
             })
             .await

@@ -46,7 +46,7 @@ impl Relay {
         );
         let idc = id.to_string();
         let r = tokio::task::spawn_blocking(move || {
-            let original = queue.read_message(&idc).map_err(|e| e.to_string())?;
+            let original = queue.read_shared(&idc).map_err(|e| e.to_string())?;
             let policy = pipeline.policy.get();
             protector
                 .protect(&Request {

@@ -94,7 +94,17 @@ impl Assembler {
     fn feed(&mut self, input: &[u8], dot: bool) -> Fed {
         let mut pos = 0;
         while pos < input.len() {
-            let Some(nl) = memchr(b'\n', &input[pos..]) else {
+            if self.partial.is_empty() && self.prev_crlf && !matches!(self.part, Part::Headers(_)) {
+                let (used, end) = self.body_lines(&input[pos..], dot);
+                pos += used;
+                if end {
+                    return Fed::End(pos);
+                }
+                if pos == input.len() {
+                    return Fed::More;
+                }
+            }
+            let Some(nl) = memchr::memchr(b'\n', &input[pos..]) else {
                 self.hold_partial(&input[pos..]);
                 return Fed::More;
             };
@@ -119,6 +129,47 @@ impl Assembler {
             }
         }
         Fed::More
+    }
+
+    /// The body's common case in bulk: whole CRLF lines within the line limit, written in runs
+    /// between dot-stuffed lines. Stops before the first line that needs a closer look (a bare
+    /// CR or LF, an overlong line) or is incomplete, and leaves it to `line`. Returns the bytes
+    /// consumed and whether they ended DATA.
+    fn body_lines(&mut self, buf: &[u8], dot: bool) -> (usize, bool) {
+        let (mut run, mut ls) = (0usize, 0usize);
+        let mut end = false;
+        while let Some(p) = memchr::memchr2(b'\r', b'\n', &buf[ls..]).map(|p| ls + p) {
+            // The line's only CR must be the one right before its LF.
+            if buf[p] != b'\r'
+                || buf.get(p + 1) != Some(&b'\n')
+                || p + 2 - ls > self.limits.max_line
+            {
+                break;
+            }
+            if dot && buf[ls] == b'.' {
+                self.body_run(&buf[run..ls]);
+                if p == ls + 1 {
+                    ls = p + 2;
+                    run = ls;
+                    end = true;
+                    break;
+                }
+                run = ls + 1;
+            }
+            ls = p + 2;
+        }
+        self.body_run(&buf[run..ls]);
+        (ls, end)
+    }
+
+    fn body_run(&mut self, run: &[u8]) {
+        if run.is_empty() {
+            return;
+        }
+        self.count(run.len() as u64);
+        if matches!(self.part, Part::Body) {
+            self.write(run);
+        }
     }
 
     fn hold_partial(&mut self, rest: &[u8]) {
@@ -153,7 +204,7 @@ impl Assembler {
         if dot && self.prev_crlf && line == b".\r\n" {
             return true;
         }
-        if !crlf || memchr(b'\r', &line[..body_end]).is_some() {
+        if !crlf || memchr::memchr(b'\r', &line[..body_end]).is_some() {
             self.flags.bare_line_ending = true;
             self.discard();
         }
@@ -282,7 +333,7 @@ impl Assembler {
                 self.flags.line_too_long = true;
                 self.discard();
             }
-            if memchr(b'\r', &line).is_some() {
+            if memchr::memchr(b'\r', &line).is_some() {
                 self.flags.bare_line_ending = true;
                 self.discard();
             }
@@ -328,6 +379,6 @@ impl Assembler {
     }
 }
 
-fn memchr(b: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&c| c == b)
-}
+#[cfg(test)]
+#[path = "data_tests.rs"]
+mod tests;
