@@ -70,24 +70,8 @@ enum QueueCmd {
     Remove { id: String },
 }
 
-/// Keeps the buffers of ordinary mail (up to tens of MiB) in the heap for reuse. By default
-/// glibc maps every allocation over 128 KiB afresh and unmaps it when freed, so each message
-/// paid a page fault per 4 KiB of every buffer: that cost more than decoding and sealing
-/// together. Larger buffers are still mapped and returned at once.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn tune_allocator() {
-    // SAFETY: mallopt only sets allocator parameters; called before any other thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_allocator() {}
-
 fn main() -> ExitCode {
-    tune_allocator();
+    sluis::tune_allocator();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

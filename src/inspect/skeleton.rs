@@ -1,15 +1,18 @@
 //! Parsing a large message without mail-parser walking every body byte.
 //!
 //! mail-parser finds where a part ends by looking at every byte for `--boundary`, one at a
-//! time: for mail with large encoded parts that was as slow as decoding them. No boundary can
-//! start inside a run of lines without `--`, so such runs (deep inside long stretches without
-//! `--`) are cut out, the much smaller rest is parsed, and the offsets are moved back to the
-//! original bytes. The result is used only when every cut lies strictly inside the body of a
+//! time, and turns every part into text as it goes: for mail with large encoded parts that was
+//! as slow as decoding them. Whole lines between one `--boundary` and the next (for every value
+//! of a boundary parameter in the message) cannot change what mail-parser finds, so they are
+//! cut out, the much smaller rest is parsed, and the offsets are moved back to the original
+//! bytes. The result is used only when every cut lies strictly inside the body of a
 //! transfer-encoded part, whose bytes `body` decodes from the original by offset; otherwise
 //! the caller parses the original as before. The tests check that the parts come out the same.
 
-use mail_parser::{Message, PartType};
+use aho_corasick::AhoCorasick;
+use mail_parser::{Message, MimeHeaders, PartType};
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use super::body::{decodable, encoding, raw_parser};
 
@@ -25,14 +28,52 @@ struct Cut {
     total: usize,
 }
 
-/// Byte ranges of whole lines to leave out: inside runs with no `--`, keeping the start of a
-/// run (up to a part's first body line) and the last line before the one with the `--` that
-/// ends it.
-fn stretches(raw: &[u8], min: usize) -> Vec<(usize, usize)> {
+/// Every value given for a `boundary` parameter anywhere in the message (more than the real
+/// boundaries is harmless; a real one missing is caught after parsing).
+fn boundaries(raw: &[u8]) -> Vec<&[u8]> {
+    static FINDER: OnceLock<AhoCorasick> = OnceLock::new();
+    let finder = FINDER.get_or_init(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(["boundary="])
+            .expect("a fixed pattern builds")
+    });
+    let mut out: Vec<&[u8]> = finder
+        .find_iter(raw)
+        .filter_map(|m| {
+            let rest = &raw[m.end()..];
+            let v = match rest.first()? {
+                b'"' => &rest[1..1 + memchr::memchr(b'"', &rest[1..])?],
+                _ => {
+                    let n = rest
+                        .iter()
+                        .position(|c| matches!(c, b';' | b' ' | b'\t' | b'\r' | b'\n'))
+                        .unwrap_or(rest.len());
+                    &rest[..n]
+                }
+            };
+            (!v.is_empty()).then_some(v)
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Byte ranges of whole lines to leave out: inside runs in which no `--boundary` starts for
+/// any of `bounds`, keeping the start of a run (up to a part's first body line) and the last
+/// two lines before the one where the next delimiter starts.
+fn stretches(raw: &[u8], bounds: &[&[u8]], min: usize) -> Vec<(usize, usize)> {
+    let mut marks: Vec<usize> = Vec::new();
+    for b in bounds {
+        let delimiter = [&b"--"[..], b].concat();
+        marks.extend(memchr::memmem::find_iter(raw, &delimiter));
+    }
+    marks.sort_unstable();
+    marks.push(raw.len());
     let mut out = Vec::new();
     let mut from = 0usize;
-    let ends = memchr::memmem::find_iter(raw, b"--").chain(std::iter::once(raw.len()));
-    for to in ends {
+    for to in marks {
         if to > from
             && to - from > min
             && let Some(r) = inner_lines(raw, from, to)
@@ -40,7 +81,7 @@ fn stretches(raw: &[u8], min: usize) -> Vec<(usize, usize)> {
         {
             out.push(r);
         }
-        from = to + 2;
+        from = from.max(to + 2);
     }
     out
 }
@@ -58,15 +99,27 @@ fn inner_lines(raw: &[u8], from: usize, to: usize) -> Option<(usize, usize)> {
         None => from + memchr::memchr(b'\n', near)? + 1,
     };
     s += memchr::memchr(b'\n', raw.get(s..to)?)? + 1;
-    let last = s + memchr::memrchr(b'\n', raw.get(s..to)?)? + 1;
-    let e = s + memchr::memrchr(b'\n', raw.get(s..last - 1)?)? + 1;
+    // Back to the start of the line `to` is in, then two lines more: the line break before
+    // a delimiter belongs to it, and the line before that may be empty.
+    let mut e = s + memchr::memrchr(b'\n', raw.get(s..to)?)? + 1;
+    for _ in 0..2 {
+        e = s + memchr::memrchr(b'\n', raw.get(s..e - 1)?)? + 1;
+    }
     (e > s).then_some((s, e))
 }
 
 /// The message parsed from a skeleton, its offsets those of `raw`; None when there is nothing
 /// worth cutting or the cuts are not all inside encoded bodies (parse `raw` itself then).
 pub(crate) fn parse(raw: &[u8], min: usize) -> Option<Message<'_>> {
-    let cuts = stretches(raw, min);
+    let bounds = boundaries(raw);
+    // A boundary with a line break in it could match across the edge of a cut.
+    if bounds
+        .iter()
+        .any(|b| b.contains(&b'\n') || b.contains(&b'\r'))
+    {
+        return None;
+    }
+    let cuts = stretches(raw, &bounds, min);
     if cuts.is_empty() {
         return None;
     }
@@ -84,10 +137,16 @@ pub(crate) fn parse(raw: &[u8], min: usize) -> Option<Message<'_>> {
     }
     skel.extend_from_slice(&raw[pos..]);
     let parsed = raw_parser().parse(&skel)?;
+    // Cuts were placed knowing only `bounds`: every boundary the parse used must be one.
+    let unknown_boundary = |p: &mail_parser::MessagePart<'_>| {
+        p.content_type()
+            .and_then(|ct| ct.attribute("boundary"))
+            .is_some_and(|b| bounds.binary_search(&b.as_bytes()).is_err())
+    };
     if parsed
         .parts
         .iter()
-        .any(|p| matches!(p.body, PartType::Message(_)))
+        .any(|p| matches!(p.body, PartType::Message(_)) || unknown_boundary(p))
     {
         return None;
     }
