@@ -144,6 +144,7 @@ fn run_batch(dir: &std::path::Path, segs: &Segments, active: &mut Option<Active>
                     len: bytes.len() as u64,
                 };
                 a.off += need;
+                super::pool::give(bytes);
                 match res {
                     Ok(()) => {
                         segs.reserve(loc.seg);

@@ -52,7 +52,8 @@ impl Fresh {
 
     pub fn remove(&self, id: &str) {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(b) = g.map.remove(id) {
+        let gone = g.map.remove(id);
+        if let Some(b) = &gone {
             g.bytes -= b.len();
         }
         // Keep the order list from growing with ids that left long ago.
@@ -61,6 +62,11 @@ impl Fresh {
         } else if g.order.len() > 4 * g.map.len() + 64 {
             let Inner { map, order, .. } = &mut *g;
             order.retain(|k| map.contains_key(k));
+        }
+        drop(g);
+        // Nobody else reads it any more (the relay is done with the message): reuse it.
+        if let Some(v) = gone.and_then(|b| Arc::try_unwrap(b).ok()) {
+            super::pool::give(v);
         }
     }
 }

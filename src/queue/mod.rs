@@ -3,6 +3,7 @@
 mod commit;
 mod envelope;
 mod fresh;
+mod pool;
 mod segments;
 mod store;
 

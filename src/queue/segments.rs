@@ -32,6 +32,8 @@ struct Index {
     locs: HashMap<String, Loc>,
     live: HashMap<u64, usize>,
     files: HashMap<u64, Arc<File>>,
+    /// Open `.done` lists, so that removing a message costs one small write.
+    done: HashMap<u64, File>,
     /// The segment being appended to, never deleted while it is.
     active: Option<u64>,
     next: u64,
@@ -223,16 +225,21 @@ impl Segments {
         if left == 0 && Some(loc.seg) != ix.active {
             ix.live.remove(&loc.seg);
             ix.files.remove(&loc.seg);
+            ix.done.remove(&loc.seg);
             drop(ix);
             std::fs::remove_file(seg_path(&self.dir, loc.seg))?;
             let _ = std::fs::remove_file(done_path(&self.dir, loc.seg));
         } else {
-            drop(ix);
-            let mut f = OpenOptions::new()
-                .append(true)
-                .create(true)
-                .mode(0o600)
-                .open(done_path(&self.dir, loc.seg))?;
+            let f = match ix.done.entry(loc.seg) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                    OpenOptions::new()
+                        .append(true)
+                        .create(true)
+                        .mode(0o600)
+                        .open(done_path(&self.dir, loc.seg))?,
+                ),
+            };
             f.write_all(format!("{id}\n").as_bytes())?;
         }
         Ok(true)
@@ -244,6 +251,7 @@ impl Segments {
         if Some(n) != ix.active && ix.live.get(&n).copied().unwrap_or(0) == 0 {
             ix.live.remove(&n);
             ix.files.remove(&n);
+            ix.done.remove(&n);
             drop(ix);
             let _ = std::fs::remove_file(seg_path(&self.dir, n));
             let _ = std::fs::remove_file(done_path(&self.dir, n));

@@ -123,7 +123,7 @@ impl QueueStore {
     /// Starts writing a message: the envelope first, then the bytes through `Incoming::write`.
     pub fn begin(&self, env: &Envelope) -> io::Result<Incoming> {
         let spill = SpillWriter {
-            spill: Spill::Mem(Vec::with_capacity(16 * 1024)),
+            spill: Spill::Mem(super::pool::take(16 * 1024)),
             path: self.inner.spool.join(format!("{}.tmp", env.id)),
         };
         let mut w = SealWriter::new(&self.keys(), spill)?;
@@ -134,7 +134,7 @@ impl QueueStore {
             id: env.id.clone(),
             writer: Some(w),
             bytes: 0,
-            plain: Some(Vec::with_capacity(64 << 10)),
+            plain: Some(super::pool::take(64 << 10)),
         })
     }
 
