@@ -17,6 +17,8 @@
 #   N_SEALED=200        messages per "1 MiB attachment, [secure files]" scenario (sluis seals
 #                       the attachment and relays a small rewritten copy; Postfix relays it all)
 #   SESSIONS_SEALED="1 4"  client session counts for that scenario; "" skips it
+#   SEALED_ATT=1048576  attachment bytes of that mail (e.g. 75497472 with N_SEALED=1 and
+#                       ONLY=sluis: the peak RSS for one ~97 MiB message)
 #   WARMUP=50           unmeasured 5 KiB messages per relay before the first scenario
 #   RUN_TIMEOUT=600     seconds a scenario may take before it is reported as a timeout
 #   SLUIS_BIN=...       use this binary instead of building (release) one
@@ -37,6 +39,7 @@ SESSIONS_SMALL=${SESSIONS_SMALL:-"1 8"}
 SESSIONS_LARGE=${SESSIONS_LARGE:-"1"}
 N_SEALED=${N_SEALED:-200}
 SESSIONS_SEALED=${SESSIONS_SEALED-"1 4"}
+SEALED_ATT=${SEALED_ATT:-1048576}
 WARMUP=${WARMUP:-50}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600}
 ONLY=${ONLY:-}
@@ -133,7 +136,7 @@ start_sluis() {
 listen = "127.0.0.1:0"
 hostname = "sluis.bench"
 relay_networks = ["127.0.0.0/8"]
-max_message_size = "50 MiB"
+max_message_size = "200 MiB"
 max_connections_per_ip = 1000
 
 [relay]
@@ -236,10 +239,10 @@ fi
 # A mail with a 1 MiB attachment, tagged [secure files]: sluis seals the attachment into its
 # store and relays a rewritten copy with a link; Postfix relays the same mail unmodified.
 SEALED_FILE=$BENCH_DIR/sealed.eml
-python3 - "$SEALED_FILE" "$FROM" "$TO" <<'PY'
+python3 - "$SEALED_FILE" "$FROM" "$TO" "$SEALED_ATT" <<'PY'
 import base64, os, sys
-path, frm, to = sys.argv[1:4]
-att = base64.encodebytes(os.urandom(1 << 20)).decode()  # 76-character lines
+path, frm, to, size = sys.argv[1:5]
+att = base64.encodebytes(os.urandom(int(size))).decode()  # 76-character lines
 with open(path, "w", newline="\n") as f:
     f.write(f"From: Bench <{frm}>\nTo: <{to}>\nSubject: [secure files] kwartaalcijfers\n"
             "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n"
@@ -271,7 +274,7 @@ for sc in "${SCENARIOS[@]}"; do
     if [[ $size == sealed ]]; then
         file=$SEALED_FILE
         size=0
-        label="1 MiB att sealed x$n, $sess sess"
+        label="$(human "$SEALED_ATT") att sealed x$n, $sess sess"
     else
         label="$(human "$size") x$n, $sess sess"
     fi

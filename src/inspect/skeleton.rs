@@ -9,10 +9,8 @@
 //! transfer-encoded part, whose bytes `body` decodes from the original by offset; otherwise
 //! the caller parses the original as before. The tests check that the parts come out the same.
 
-use aho_corasick::AhoCorasick;
 use mail_parser::{Message, MimeHeaders, PartType};
 use std::borrow::Cow;
-use std::sync::OnceLock;
 
 use super::body::{decodable, encoding, raw_parser};
 
@@ -31,17 +29,16 @@ struct Cut {
 /// Every value given for a `boundary` parameter anywhere in the message (more than the real
 /// boundaries is harmless; a real one missing is caught after parsing).
 fn boundaries(raw: &[u8]) -> Vec<&[u8]> {
-    static FINDER: OnceLock<AhoCorasick> = OnceLock::new();
-    let finder = FINDER.get_or_init(|| {
-        AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(["boundary="])
-            .expect("a fixed pattern builds")
+    // Two SIMD searches instead of a case-insensitive one: a parameter name in any other mix
+    // of cases is found missing after parsing, and the message is parsed whole.
+    let ends = ["oundary=", "OUNDARY="].into_iter().flat_map(|p| {
+        memchr::memmem::find_iter(raw, p.as_bytes())
+            .filter(|&i| i > 0 && raw[i - 1].eq_ignore_ascii_case(&b'b'))
+            .map(move |i| i + p.len())
     });
-    let mut out: Vec<&[u8]> = finder
-        .find_iter(raw)
-        .filter_map(|m| {
-            let rest = &raw[m.end()..];
+    let mut out: Vec<&[u8]> = ends
+        .filter_map(|end| {
+            let rest = &raw[end..];
             let v = match rest.first()? {
                 b'"' => &rest[1..1 + memchr::memchr(b'"', &rest[1..])?],
                 _ => {
