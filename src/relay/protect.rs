@@ -141,12 +141,10 @@ impl Relay {
             detail: Some(reply.chars().take(200).collect()),
             ..Event::new(now(), EventKind::Relayed)
         };
-        let meta = &self.protector.store.meta;
-        let r = match meta.add_event(mid, &ev) {
-            Ok(()) => meta.flush_async().await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = r {
+        // Not flushed here: sled writes it out within half a second (its flush interval), and a
+        // crash in between loses only this tracking line, never mail; a sync per relayed copy
+        // was a sizeable part of the cost of each protected message.
+        if let Err(e) = self.protector.store.meta.add_event(mid, &ev) {
             tracing::warn!(message = %mid, error = %e, "cannot record the relay event");
         }
     }
