@@ -17,6 +17,7 @@ mod rtf;
 mod skeleton;
 mod text;
 mod transfer;
+mod workers;
 
 #[cfg(test)]
 mod tests;
@@ -26,7 +27,7 @@ mod tests_bounds;
 mod tests_transfer;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use normalize::normalize;
@@ -117,28 +118,19 @@ pub fn inspect_shared(message: &Arc<Vec<u8>>, limits: &Limits) -> Inspection {
     }
     let owned = message.clone();
     let lim = limits.clone();
-    let (tx, rx) = mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("sluis-inspect".into())
-        .stack_size(64 * 1024 * 1024)
-        .spawn(move || {
-            let result = catch_unwind(AssertUnwindSafe(|| inspect_inner(&owned, &lim, started)));
-            let _ = tx.send(result.ok());
-        });
-    let outcome = match spawned {
-        Ok(_) => {
-            // Grace: the worker checks the deadline itself; this only catches a stuck parser.
-            let wait = limits
-                .max_time
-                .saturating_add(Duration::from_secs(2))
-                .saturating_sub(started.elapsed());
-            match rx.recv_timeout(wait) {
-                Ok(r) => r.ok_or("internal error while inspecting the message"),
-                Err(_) => Err("time limit exceeded while inspecting the message"),
-            }
+    // Grace: the worker checks the deadline itself; this only catches a stuck parser.
+    let wait = limits
+        .max_time
+        .saturating_add(Duration::from_secs(2))
+        .saturating_sub(started.elapsed());
+    let outcome = match workers::run(move || inspect_inner(&owned, &lim, started), wait) {
+        Ok(i) => Ok(i),
+        Err(workers::RunError::NoThread) => {
+            catch_unwind(AssertUnwindSafe(|| inspect_inner(message, limits, started)))
+                .map_err(|_| "internal error while inspecting the message")
         }
-        Err(_) => catch_unwind(AssertUnwindSafe(|| inspect_inner(message, limits, started)))
-            .map_err(|_| "internal error while inspecting the message"),
+        Err(workers::RunError::Panicked) => Err("internal error while inspecting the message"),
+        Err(workers::RunError::TimedOut) => Err("time limit exceeded while inspecting the message"),
     };
     match outcome {
         Ok(i) => i,
