@@ -44,17 +44,6 @@ pub fn normalize(s: &str) -> String {
     let mut word_out = 0;
     let mut i = 0;
     while i < n {
-        // Eight ASCII bytes inside a word at a time: lowercased in one go.
-        if let (Some(chunk), Some(dst)) = (b.get(i..i + 8), out.get_mut(len..len + 8)) {
-            let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-            if let Some(lower) = ascii_word_lower(w) {
-                dst.copy_from_slice(&lower.to_le_bytes());
-                len += 8;
-                i += 8;
-                drop_sep = false;
-                continue;
-            }
-        }
         let c = b[i];
         if c >= 0x80 {
             // The word goes on with non-ASCII text: the whole word takes the full path.
@@ -123,24 +112,6 @@ fn latin1_folded() -> &'static [String] {
             .map(|b| normalize_full(char::from(b).encode_utf8(&mut [0; 4])))
             .collect()
     })
-}
-
-/// Eight bytes lowercased, when all are ASCII and none is a separator (`is_ascii_separator`).
-fn ascii_word_lower(w: u64) -> Option<u64> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // With every byte below 0x80, these additions carry into no neighbour: a byte's high bit
-    // then says whether it was at least 0x21, 0x41 ('A') or 0x5B (past 'Z'), or was 0x7F.
-    if w & HIGH != 0 {
-        return None;
-    }
-    let printable = w + ONES * (0x80 - 0x21);
-    let del = (w ^ (ONES * 0x7f)) + ONES * 0x7f;
-    if printable & HIGH != HIGH || del & HIGH != HIGH {
-        return None;
-    }
-    let upper = (w + ONES * (0x80 - 0x41)) & !(w + ONES * (0x80 - 0x5b)) & HIGH;
-    Some(w | (upper >> 2))
 }
 
 /// ASCII whitespace and control characters: every byte up to and including the space, and DEL.
@@ -244,7 +215,7 @@ mod tests {
         for s in fixed {
             assert_eq!(normalize(s), normalize_full(s), "input {s:?}");
         }
-        // Every ASCII byte at every place of an eight-byte group (the lowercasing in bulk).
+        // Every ASCII byte at every place among letters, capitals and their neighbours.
         for b in 0u8..0x80 {
             for at in 0..9 {
                 let mut s = "AbCdEfGhIjKlMnOpQrStUvWxYz@[`{".to_string();
