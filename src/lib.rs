@@ -21,6 +21,8 @@ pub mod serve;
 pub mod sms;
 pub mod smtp;
 pub mod store;
+#[cfg(test)]
+mod testutil;
 pub mod units;
 pub mod web;
 

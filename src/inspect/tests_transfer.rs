@@ -192,13 +192,7 @@ fn random_bodies_agree() {
         b"--b-1",
         b"\x0c",
     ];
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = crate::testutil::xorshift(0x2545_F491_4F6C_DD1Du64);
     for round in 0..3000 {
         let mut body = Vec::new();
         for _ in 0..next() % 40 {
@@ -210,7 +204,7 @@ fn random_bodies_agree() {
             "base64"
         };
         let ct = CTYPES[(next() % CTYPES.len() as u64) as usize];
-        same_as_mail_parser(&multipart(ct, cte, &body, next() % 2 == 0));
+        same_as_mail_parser(&multipart(ct, cte, &body, next().is_multiple_of(2)));
         same_as_mail_parser(&single(ct, cte, &body));
     }
 }
@@ -248,13 +242,7 @@ fn stops() {
 #[test]
 fn long_base64_bodies_agree() {
     use base64::Engine;
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = crate::testutil::xorshift(0x9E37_79B9_7F4A_7C15u64);
     for round in 0..400 {
         let len = (next() % 3000) as usize;
         let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
@@ -276,7 +264,7 @@ fn long_base64_bodies_agree() {
             body[at] = [b'=', b'\n', b' ', b'-', b'*', b'A'][(next() % 6) as usize];
         }
         let ct = CTYPES[(next() % CTYPES.len() as u64) as usize];
-        same_as_mail_parser(&multipart(ct, "base64", &body, next() % 2 == 0));
+        same_as_mail_parser(&multipart(ct, "base64", &body, next().is_multiple_of(2)));
         same_as_mail_parser(&single(ct, "base64", &body));
     }
 }

@@ -139,3 +139,31 @@ pub fn new_id() -> String {
 pub fn valid_id(id: &str) -> bool {
     (16..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
+
+#[cfg(test)]
+impl Envelope {
+    /// A fresh envelope from a@example.org to b@example.net, as a client would give it.
+    pub(crate) fn for_tests() -> Envelope {
+        Envelope {
+            id: new_id(),
+            mail_from: "a@example.org".into(),
+            recipients: vec![Recipient {
+                address: "b@example.net".into(),
+                orcpt: None,
+                notify: 0,
+            }],
+            received_at: 0,
+            client_ip: "127.0.0.1".into(),
+            helo: "h".into(),
+            tls: false,
+            body_8bit: false,
+            smtputf8: false,
+            env_id: None,
+            ret_headers_only: false,
+            message_id: None,
+            already_processed: false,
+            internal: false,
+            protected: None,
+        }
+    }
+}

@@ -368,31 +368,6 @@ impl Incoming {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::{Recipient, new_id};
-
-    fn env() -> Envelope {
-        Envelope {
-            id: new_id(),
-            mail_from: "a@example.org".into(),
-            recipients: vec![Recipient {
-                address: "b@example.net".into(),
-                orcpt: None,
-                notify: 0,
-            }],
-            received_at: 0,
-            client_ip: "127.0.0.1".into(),
-            helo: "h".into(),
-            tls: false,
-            body_8bit: false,
-            smtputf8: false,
-            env_id: None,
-            ret_headers_only: false,
-            message_id: None,
-            already_processed: false,
-            internal: false,
-            protected: None,
-        }
-    }
 
     fn body(store: &QueueStore, id: &str) -> Vec<u8> {
         let (_, mut r) = store.open_message(id).unwrap();
@@ -419,7 +394,7 @@ mod tests {
         let mut ids = Vec::new();
         // Small ones go to segments; the 3 MiB one spills to a file of its own.
         for size in [0usize, 10, 5000, 3 << 20, 70_000] {
-            let e = env();
+            let e = Envelope::for_tests();
             let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
             let id = store.enqueue_bytes(&e, &data).await.unwrap();
             assert_eq!(body(&store, &id), data);

@@ -2,33 +2,8 @@
 //! one byte per call (every line through `line`) must give the same reply and the same bytes.
 
 use super::*;
-use crate::queue::{Recipient, new_id};
 use std::io::Read;
 use std::sync::Arc;
-
-fn env() -> Envelope {
-    Envelope {
-        id: new_id(),
-        mail_from: "a@example.org".into(),
-        recipients: vec![Recipient {
-            address: "b@example.net".into(),
-            orcpt: None,
-            notify: 0,
-        }],
-        received_at: 0,
-        client_ip: "127.0.0.1".into(),
-        helo: "h".into(),
-        tls: false,
-        body_8bit: false,
-        smtputf8: false,
-        env_id: None,
-        ret_headers_only: false,
-        message_id: None,
-        already_processed: false,
-        internal: false,
-        protected: None,
-    }
-}
 
 const LIMITS: Limits = Limits {
     max_line: 40,
@@ -43,7 +18,7 @@ async fn run(store: &QueueStore, input: &[u8], step: usize) -> (String, Vec<u8>,
     let mut asm = Assembler::new(
         store.clone(),
         Marker::new([7; 32]),
-        env(),
+        Envelope::for_tests(),
         b"Received: test\r\n".to_vec(),
         LIMITS,
     );
@@ -96,20 +71,14 @@ async fn bulk_and_line_at_a_time_agree() {
         b"\r\n.\r\n",
         b"0123456789abcdefghij",
     ];
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = crate::testutil::xorshift(0x2545_F491_4F6C_DD1Du64);
     let mut queued = 0;
     for _ in 0..600 {
         let mut input = b"Subject: t\r\n\r\n".to_vec();
         for _ in 0..next() % 120 {
             input.extend_from_slice(tokens[(next() % tokens.len() as u64) as usize]);
         }
-        if next() % 4 != 0 {
+        if !next().is_multiple_of(4) {
             input.extend_from_slice(b"\r\n.\r\nNOOP\r\n");
         }
         let bulk = run(&store, &input, 0).await;
