@@ -1,6 +1,7 @@
 //! sluis: a secure-mail gateway. Mail flows one way:
 //! SMTP in → (inspect → policy → protect: seal, store, rewrite) → relay queue → next hop.
 
+pub mod admit;
 pub mod config;
 pub mod control;
 pub mod dkim;

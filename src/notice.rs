@@ -131,5 +131,6 @@ pub fn internal_envelope(id: String, hostname: &str, to: &str) -> Envelope {
         already_processed: false,
         internal: true,
         protected: None,
+        decided: None,
     }
 }

@@ -61,6 +61,24 @@ pub fn examine_with(
     }
 }
 
+pub fn log_decision(id: &str, d: &Decision) {
+    tracing::info!(
+        id,
+        verdict = ?d.verdict,
+        rules = ?d.rules,
+        findings = d.findings.len(),
+        unscannable = d.unscannable.len(),
+        "policy decision"
+    );
+}
+
+/// Files protection was asked for, but there are no files and nothing sensitive in the text.
+pub fn deliver_as_written(d: &mut Decision) {
+    d.verdict = Verdict::Deliver;
+    d.reasons
+        .push("no attachments and nothing sensitive in the text: sent as written".into());
+}
+
 /// Why a message cannot leave yet, or None when it may. (`Protect` is carried out by the relay.)
 pub fn hold_reason(v: &Verdict) -> Option<String> {
     match v {

@@ -1,6 +1,6 @@
 //! `sluis serve`: builds every part from the config, runs them, and shuts down cleanly.
 
-use crate::config::{Config, NextHop, Resolved};
+use crate::config::{BeforeReply, Config, NextHop, Resolved};
 use crate::marker::Marker;
 use crate::pipeline::Pipeline;
 use crate::policy::Policy;
@@ -122,6 +122,17 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
         &cfg.organisation.default_language,
         dkim,
     ));
+    let admit = (cfg.policy.examine_before_reply != BeforeReply::Never).then(|| {
+        Arc::new(crate::admit::Admit::new(
+            pipeline.clone(),
+            protector.clone(),
+            store.clone(),
+            queued_tx.clone(),
+            &cfg.smtp.hostname,
+            cfg.policy.inspect_concurrency,
+            cfg.policy.examine_before_reply,
+        ))
+    });
     let relay = Arc::new(
         Relay::new(store.clone(), cfg.clone(), &resolved, pipeline, protector)
             .map_err(anyhow::Error::msg)?,
@@ -174,7 +185,7 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
         shutdown_rx.clone(),
     ));
 
-    let shared = Arc::new(Shared::new(
+    let mut shared = Shared::new(
         cfg.clone(),
         resolved.relay_networks.clone(),
         store,
@@ -182,7 +193,9 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
         Some(tls),
         queued_tx,
         shutdown_rx,
-    ));
+    );
+    shared.admit = admit;
+    let shared = Arc::new(shared);
     let smtp_task = tokio::spawn(smtp::run(listener, shared));
 
     // Handlers first: a signal right after "ready" must already mean a graceful stop.

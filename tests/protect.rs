@@ -13,10 +13,37 @@ use sluis::store::{Download, Protection};
 use std::io::Read;
 use std::time::Duration;
 
+/// Protected before the 250 (sluis::admit): the original is never queued.
 #[test]
-fn tagged_and_forced_mail_leaves_as_links_and_unseals_to_the_original() {
+fn protected_before_the_reply_leaves_as_links_and_unseals_to_the_original() {
+    let (sluis, _cap) = tagged_and_forced_mail_leaves_as_links("always");
+    let log = sluis.log();
+    // The first mail, over 4 MiB with its 3 MiB file, is queued and protected by the relay.
+    assert_eq!(
+        log.matches("accepted; protected copies queued").count(),
+        3,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("sluis::smtp::session: queued").count(),
+        1,
+        "{log}"
+    );
+}
+
+/// Queued as received and protected by the relay (for messages over 4 MiB, or when
+/// protection has to wait).
+#[test]
+fn protected_from_the_queue_leaves_as_links_and_unseals_to_the_original() {
+    let (sluis, _cap) = tagged_and_forced_mail_leaves_as_links("never");
+    assert!(!sluis.log().contains("accepted; protected copies queued"));
+}
+
+fn tagged_and_forced_mail_leaves_as_links(mode: &str) -> (Sluis, Capture) {
     let cap = Capture::start();
-    let mut sluis = start(&cap);
+    let mut sluis = start_with(&cap, |c| {
+        c.set("policy", "examine_before_reply", &format!("\"{mode}\""))
+    });
     let u = unique("");
     let secret_file = format!("ZEEPAARDJE{u} staat in de bijlage");
     let files: Vec<(&str, Vec<u8>)> = vec![
@@ -247,4 +274,84 @@ fn tagged_and_forced_mail_leaves_as_links_and_unseals_to_the_original() {
     let mut sink = Vec::new();
     let e = r.read_to_end(&mut sink).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+    (sluis, cap)
+}
+
+/// After a 250 the copies of a message protected before the reply are durable: kill -9 right
+/// after each acknowledgement loses none of them, and every link opens its sealed file.
+#[test]
+fn copies_protected_before_the_reply_survive_sigkill() {
+    let cap = Capture::start();
+    let mut sluis = start_with(&cap, |c| {
+        c.set("policy", "examine_before_reply", "\"always\"")
+    });
+    let u = unique("kill");
+    let mut sent = Vec::new();
+    for n in 0..6u64 {
+        let file = noise(30_000 + n as usize * 1000, n + 7);
+        let msg = mail(
+            &format!("To: p@extern.test\r\nSubject: [secure files] {u} nr{n}\r\n"),
+            "Tekst",
+            &[("a.bin", file.clone())],
+        );
+        let mut s = sluis.session();
+        s.send_mail("arts@org.test", &["p@extern.test", "q@extern.test"], &msg);
+        // No QUIT, no pause: the process dies the moment the client has its 250.
+        sluis.crash_restart();
+        sent.push((n, file));
+    }
+    poll(ARRIVAL, "two copies of every message", || {
+        let got = cap.messages();
+        sent.iter()
+            .all(|(n, _)| {
+                let t: std::collections::HashSet<String> = got
+                    .iter()
+                    .filter(|m| m.text().contains(&format!("{u} nr{n}")))
+                    .map(|m| m.rcpt_tos.join(","))
+                    .collect();
+                t.len() == 2
+            })
+            .then_some(())
+    });
+    let all = cap.messages();
+    sluis.terminate(Duration::from_secs(20));
+    let store = open_store(&sluis.data_dir);
+    for (n, file) in &sent {
+        let copies: Vec<&Captured> = all
+            .iter()
+            .filter(|m| m.text().contains(&format!("{u} nr{n}")))
+            .collect();
+        let mut rcpts: Vec<String> = copies.iter().map(|m| m.rcpt_tos.join(",")).collect();
+        rcpts.sort();
+        // At least once: a copy the next hop took just before the kill may come again.
+        rcpts.dedup();
+        assert_eq!(rcpts, ["p@extern.test", "q@extern.test"], "message {n}");
+        for m in copies {
+            let (mid, _) = store.meta.link_for_token(&link_token(m)).unwrap().unwrap();
+            let (msg, dek) = store.meta.get_message(mid).unwrap().unwrap();
+            let got = read_blob(&store, &msg.files[0].blob, &dek);
+            assert_eq!(Sha256::digest(&got), Sha256::digest(file), "message {n}");
+        }
+    }
+}
+
+/// A message that needs no protection, examined before the reply, leaves byte-identical, and
+/// the relay takes the decision from the queue instead of examining it a second time.
+#[test]
+fn decided_before_the_reply_is_not_examined_again() {
+    let cap = Capture::start();
+    let sluis = start_with(&cap, |c| {
+        c.set("policy", "examine_before_reply", "\"always\"")
+    });
+    let u = unique("plain");
+    let msg = format!(
+        "From: arts@org.test\r\nTo: p@extern.test\r\nSubject: Afspraak {u}\r\n\r\nTot dinsdag.\r\n"
+    );
+    let mut s = sluis.session();
+    s.send_mail("arts@org.test", &["p@extern.test"], msg.as_bytes());
+    let m = cap.wait_for_containing(&u, ARRIVAL);
+    assert_relayed_exactly(&m.data, msg.as_bytes());
+    let log = sluis.log();
+    assert_eq!(log.matches("policy decision").count(), 1, "{log}");
+    assert!(log.contains("verdict=Deliver"), "{log}");
 }

@@ -118,8 +118,19 @@ fn expired_messages_are_crypto_shredded() {
 
 #[test]
 fn sms_without_a_phone_number_bounces_that_recipient_only() {
+    sms_without_a_phone_number("never");
+}
+
+#[test]
+fn sms_without_a_phone_number_bounces_that_recipient_only_before_the_reply() {
+    sms_without_a_phone_number("always");
+}
+
+fn sms_without_a_phone_number(mode: &str) {
     let cap = Capture::start();
-    let sluis = start(&cap);
+    let sluis = start_with(&cap, |c| {
+        c.set("policy", "examine_before_reply", &format!("\"{mode}\""))
+    });
     let u = unique("sms");
     smtplib_send(
         &sluis,
@@ -156,8 +167,21 @@ fn sms_without_a_phone_number_bounces_that_recipient_only() {
 
 #[test]
 fn when_sealing_fails_the_message_waits_and_nothing_leaves() {
+    when_sealing_fails("never");
+}
+
+/// Protection before the reply fails too: the message is queued as received (sealed) and the
+/// relay keeps it back until protection works.
+#[test]
+fn when_sealing_fails_before_the_reply_the_message_waits_and_nothing_leaves() {
+    when_sealing_fails("always");
+}
+
+fn when_sealing_fails(mode: &str) {
     let cap = Capture::start();
-    let sluis = start(&cap);
+    let sluis = start_with(&cap, |c| {
+        c.set("policy", "examine_before_reply", &format!("\"{mode}\""))
+    });
     // The blob store cannot create files (a file where its temp folder should be; this also
     // holds for root).
     let tmp = sluis.data_dir.join("blobs/tmp");

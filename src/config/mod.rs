@@ -51,6 +51,21 @@ pub struct PolicyConfig {
     pub dir: PathBuf,
     /// Messages inspected at the same time (inspection is CPU-bound).
     pub inspect_concurrency: usize,
+    /// Whether a message (up to 4 MiB) is examined, and protected, before the client hears
+    /// 250, so that a protected original is never queued (see crate::admit).
+    pub examine_before_reply: BeforeReply,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BeforeReply {
+    /// When other messages are arriving at the same time (the cores are busy, so the work it
+    /// saves counts most); a lone message is queued first and examined while the client goes
+    /// on, so the two overlap.
+    #[default]
+    Auto,
+    Always,
+    Never,
 }
 
 impl Default for PolicyConfig {
@@ -58,6 +73,7 @@ impl Default for PolicyConfig {
         PolicyConfig {
             dir: PathBuf::from("./policies"),
             inspect_concurrency: 2,
+            examine_before_reply: BeforeReply::Auto,
         }
     }
 }

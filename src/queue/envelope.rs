@@ -13,7 +13,7 @@ pub struct Recipient {
     pub notify: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Envelope {
     pub id: String,
     /// Empty for the null sender `<>`.
@@ -45,6 +45,18 @@ pub struct Envelope {
     /// the link of, so that its delivery is recorded for the sender's tracking.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protected: Option<ProtectedCopy>,
+    /// The policy's decision when it was made before the reply to the client, so the relay
+    /// does not examine the message again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided: Option<Decided>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Decided {
+    pub decision: crate::policy::decide::Decision,
+    /// When tags or control headers must come out: the decoded subject they are in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -164,6 +176,7 @@ impl Envelope {
             already_processed: false,
             internal: false,
             protected: None,
+            decided: None,
         }
     }
 }

@@ -8,7 +8,7 @@ mod segments;
 mod store;
 
 pub use envelope::{
-    DeliveryState, Envelope, ProtectedCopy, RcptStatus, Recipient, new_id, now, valid_id,
+    Decided, DeliveryState, Envelope, ProtectedCopy, RcptStatus, Recipient, new_id, now, valid_id,
 };
 pub use store::{Incoming, MessageReader, QueueStore, StoreError};
 

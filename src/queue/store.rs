@@ -120,8 +120,23 @@ impl QueueStore {
         self.inner.queue.join(format!("{id}.st"))
     }
 
-    /// Starts writing a message: the envelope first, then the bytes through `Incoming::write`.
+    /// Starts receiving a message. Its bytes stay in memory while they are small (for the
+    /// relay, or for protection before the reply); sealing starts once they outgrow that, or
+    /// at commit, so that the envelope can still change until then.
     pub fn begin(&self, env: &Envelope) -> io::Result<Incoming> {
+        Ok(Incoming {
+            id: env.id.clone(),
+            env: env.clone(),
+            store: self.clone(),
+            writer: None,
+            failed: false,
+            bytes: 0,
+            plain: Plain::Growing(super::pool::take(64 << 10)),
+        })
+    }
+
+    /// A sealing writer for a message, with the envelope already written.
+    fn seal_writer(&self, env: &Envelope) -> io::Result<IncomingWriter> {
         let spill = SpillWriter {
             spill: Spill::Mem(super::pool::take(16 * 1024)),
             path: self.inner.spool.join(format!("{}.tmp", env.id)),
@@ -130,20 +145,29 @@ impl QueueStore {
         let json = serde_json::to_vec(env).map_err(io::Error::other)?;
         w.write_all(&(json.len() as u32).to_be_bytes())?;
         w.write_all(&json)?;
-        Ok(Incoming {
-            id: env.id.clone(),
-            writer: Some(w),
-            bytes: 0,
-            plain: Some(super::pool::take(64 << 10)),
-        })
+        Ok(w)
     }
 
     /// Makes the message durable; only after this returns Ok may the client hear 250.
     pub async fn commit(&self, mut incoming: Incoming) -> io::Result<String> {
-        let writer = incoming
-            .writer
-            .take()
-            .ok_or_else(|| io::Error::other("already failed"))?;
+        if incoming.failed {
+            return Err(io::Error::other("already failed"));
+        }
+        let plain = std::mem::replace(&mut incoming.plain, Plain::Gone);
+        let plain = match plain {
+            Plain::Growing(v) => Some(Arc::new(v)),
+            Plain::Shared(a) => Some(a),
+            Plain::Gone => None,
+        };
+        let writer = match incoming.writer.take() {
+            Some(w) => w,
+            None => {
+                let bytes = plain.as_deref().map(Vec::as_slice).unwrap_or_default();
+                let mut w = self.seal_writer(&incoming.env)?;
+                w.write_all(bytes)?;
+                w
+            }
+        };
         let mut spill = writer.finish()?;
         let (done, wait) = tokio::sync::oneshot::channel();
         let job = match std::mem::replace(&mut spill.spill, Spill::Mem(Vec::new())) {
@@ -165,8 +189,8 @@ impl QueueStore {
             .map_err(|_| io::Error::other("queue committer stopped"))?;
         wait.await
             .map_err(|_| io::Error::other("queue committer stopped"))??;
-        if let Some(plain) = incoming.plain.take() {
-            self.inner.fresh.insert(&incoming.id, Arc::new(plain));
+        if let Some(plain) = plain {
+            self.inner.fresh.insert(&incoming.id, plain);
         }
         Ok(incoming.id.clone())
     }
@@ -329,39 +353,111 @@ impl QueueStore {
     }
 }
 
+/// The plaintext of a message being received, while it is small enough to keep in memory.
+enum Plain {
+    Growing(Vec<u8>),
+    /// Complete, and handed out (for protection before the reply).
+    Shared(Arc<Vec<u8>>),
+    /// Too large: it is sealed as it arrives instead.
+    Gone,
+}
+
 /// A message being received. Dropped without commit, it leaves nothing behind.
 pub struct Incoming {
     pub id: String,
+    env: Envelope,
+    store: QueueStore,
+    /// Sealing; None while the message is still only in memory.
     writer: Option<IncomingWriter>,
+    failed: bool,
     bytes: u64,
-    /// The plaintext too, while it is small enough to hand to the relay from memory.
-    plain: Option<Vec<u8>>,
+    plain: Plain,
+}
+
+impl Drop for Incoming {
+    /// A message protected before the reply is never committed: its buffer goes back for the
+    /// next message instead of being grown again from scratch.
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.plain, Plain::Gone) {
+            Plain::Growing(v) => super::pool::give(v),
+            Plain::Shared(a) => {
+                if let Ok(v) = Arc::try_unwrap(a) {
+                    super::pool::give(v);
+                }
+            }
+            Plain::Gone => {}
+        }
+    }
 }
 
 impl Incoming {
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        let w = self
-            .writer
-            .as_mut()
-            .ok_or_else(|| io::Error::other("write after failure"))?;
-        if let Err(e) = w.write_all(data) {
-            self.writer = None;
-            return Err(e);
+        if self.failed {
+            return Err(io::Error::other("write after failure"));
         }
-        self.bytes += data.len() as u64;
-        if let Some(p) = self.plain.as_mut() {
+        let r = self.write_inner(data);
+        match &r {
+            Ok(()) => self.bytes += data.len() as u64,
+            Err(_) => {
+                self.failed = true;
+                self.writer = None;
+            }
+        }
+        r
+    }
+
+    fn write_inner(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.writer.is_none() {
+            let p = match &mut self.plain {
+                Plain::Growing(p) => p,
+                Plain::Shared(_) => return Err(io::Error::other("write after the end")),
+                Plain::Gone => return Err(io::Error::other("write after failure")),
+            };
             if p.len() + data.len() <= fresh::MAX_ENTRY {
                 super::grow(p, data.len(), fresh::MAX_ENTRY);
                 p.extend_from_slice(data);
-            } else {
-                self.plain = None;
+                return Ok(());
             }
+            // Outgrows memory: seal what came so far, and the rest as it comes.
+            let Plain::Growing(p) = std::mem::replace(&mut self.plain, Plain::Gone) else {
+                unreachable!("matched above")
+            };
+            let mut w = self.store.seal_writer(&self.env)?;
+            w.write_all(&p)?;
+            super::pool::give(p);
+            self.writer = Some(w);
         }
-        Ok(())
+        match self.writer.as_mut() {
+            Some(w) => w.write_all(data),
+            None => Err(io::Error::other("write after failure")),
+        }
     }
 
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// The whole message, once complete, when it was small enough to stay in memory.
+    pub fn share(&mut self) -> Option<Arc<Vec<u8>>> {
+        if self.failed {
+            return None;
+        }
+        if let Plain::Growing(p) = &mut self.plain {
+            self.plain = Plain::Shared(Arc::new(std::mem::take(p)));
+        }
+        match &self.plain {
+            Plain::Shared(a) => Some(a.clone()),
+            _ => None,
+        }
+    }
+
+    /// The envelope, while it can still change (nothing has been sealed yet).
+    pub fn envelope_mut(&mut self) -> Option<&mut Envelope> {
+        self.writer.is_none().then_some(&mut self.env)
+    }
+
+    pub fn envelope(&self) -> &Envelope {
+        &self.env
     }
 }
 

@@ -6,7 +6,7 @@ mod keys;
 pub mod maildir;
 mod pool;
 mod prepare;
-mod protect;
+pub(crate) mod protect;
 pub mod route;
 pub mod tlsconf;
 

@@ -18,6 +18,13 @@ impl Relay {
             return None;
         }
         let mut subject = None;
+        if st.decision.is_none()
+            && let Some(d) = &env.decided
+        {
+            // Decided before the reply to the client (crate::admit).
+            st.decision = Some(d.decision.clone());
+            st.strip = d.strip.clone();
+        }
         if st.decision.is_none() {
             let Ok(_permit) = self.inspecting.clone().acquire_owned().await else {
                 return Some("shutting down".into());
@@ -38,15 +45,7 @@ impl Relay {
                 // Fail closed: a message that cannot be examined does not leave.
                 Err(e) => return Some(format!("451 4.3.0 cannot examine message: {e}")),
             };
-            let d = &ex.decision;
-            tracing::info!(
-                id,
-                verdict = ?d.verdict,
-                rules = ?d.rules,
-                findings = d.findings.len(),
-                unscannable = d.unscannable.len(),
-                "policy decision"
-            );
+            crate::pipeline::log_decision(id, &ex.decision);
             if ex.strip {
                 st.strip = Some(ex.inspection.subject.clone());
             }
@@ -61,11 +60,7 @@ impl Relay {
                 Ok(Protection::Done) => return None,
                 Ok(Protection::NotNeeded) => {
                     if let Some(d) = st.decision.as_mut() {
-                        d.verdict = Verdict::Deliver;
-                        d.reasons.push(
-                            "no attachments and nothing sensitive in the text: sent as written"
-                                .into(),
-                        );
+                        crate::pipeline::deliver_as_written(d);
                     }
                 }
                 Err(reason) => return Some(reason),

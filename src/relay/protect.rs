@@ -4,7 +4,7 @@
 use super::{Relay, now_ms};
 use crate::policy::schema;
 use crate::protect::{Outcome, Request};
-use crate::queue::{DeliveryState, Envelope, ProtectedCopy, RcptStatus, now};
+use crate::queue::{DeliveryState, Envelope, ProtectedCopy, RcptStatus, Recipient, now};
 use crate::store::{Event, EventKind, MessageId};
 
 /// What became of a message that the policy wants protected.
@@ -79,19 +79,7 @@ impl Relay {
         let t = now();
         for c in &p.copies {
             let i = pending[c.rcpt];
-            let cenv = Envelope {
-                id: crate::queue::new_id(),
-                recipients: vec![env.recipients[i].clone()],
-                received_at: t,
-                body_8bit: true,
-                already_processed: true,
-                internal: false,
-                protected: Some(ProtectedCopy {
-                    message: p.message.to_string(),
-                    rcpt: c.store_rcpt,
-                }),
-                ..env.clone()
-            };
+            let cenv = copy_envelope(env, &env.recipients[i], p.message, c.store_rcpt, t);
             match self.store.enqueue_bytes(&cenv, &c.bytes).await {
                 Ok(qid) => {
                     st.status[i] = RcptStatus::Delivered {
@@ -127,6 +115,31 @@ impl Relay {
             "protected"
         );
         Ok(Protection::Done)
+    }
+}
+
+/// The queue envelope of one recipient's rewritten copy: from the original's sender, marked
+/// as processed (it is not examined again) and as carrying that recipient's link.
+pub(crate) fn copy_envelope(
+    env: &Envelope,
+    rcpt: &Recipient,
+    message: MessageId,
+    store_rcpt: u32,
+    t: i64,
+) -> Envelope {
+    Envelope {
+        id: crate::queue::new_id(),
+        recipients: vec![rcpt.clone()],
+        received_at: t,
+        body_8bit: true,
+        already_processed: true,
+        internal: false,
+        protected: Some(ProtectedCopy {
+            message: message.to_string(),
+            rcpt: store_rcpt,
+        }),
+        decided: None,
+        ..env.clone()
     }
 }
 

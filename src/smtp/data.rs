@@ -4,10 +4,12 @@
 //! Only CRLF "." CRLF ends DATA. A bare LF or bare CR anywhere marks the message as refused;
 //! it is never normalised into a line ending, so no `\n.\n` variant can smuggle a second message.
 
+use crate::admit::{Admit, Admitted, Arrival};
 use crate::headers::{is_field_start, split_fields, unfold};
 use crate::marker::{self, Marker};
 use crate::queue::{Envelope, Incoming, QueueStore};
 use crate::smtp::replies::Reply;
+use std::sync::Arc;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Flags {
@@ -37,6 +39,8 @@ enum Part {
 pub struct Assembler {
     store: QueueStore,
     marker: Marker,
+    admit: Option<Arc<Admit>>,
+    _arrival: Option<Arrival>,
     env: Envelope,
     trace: Vec<u8>,
     limits: Limits,
@@ -61,6 +65,7 @@ impl Assembler {
     pub fn new(
         store: QueueStore,
         marker: Marker,
+        admit: Option<Arc<Admit>>,
         env: Envelope,
         trace: Vec<u8>,
         limits: Limits,
@@ -68,6 +73,8 @@ impl Assembler {
         Assembler {
             store,
             marker,
+            _arrival: admit.as_ref().map(|a| a.arriving()),
+            admit,
             env,
             trace,
             limits,
@@ -361,9 +368,21 @@ impl Assembler {
         } else if f.write_error {
             Reply::LocalError
         } else {
-            let Some(inc) = self.incoming.take() else {
+            let Some(mut inc) = self.incoming.take() else {
                 return Reply::LocalError;
             };
+            if let Some(admit) = &self.admit {
+                match admit.admit(&mut inc).await {
+                    Ok(Admitted::Protected) => {
+                        return Reply::Protected {
+                            id: self.env.id.clone(),
+                        };
+                    }
+                    Ok(Admitted::Queue) => {}
+                    // Logged there; the client sends it again.
+                    Err(_) => return Reply::LocalError,
+                }
+            }
             match self.store.commit(inc).await {
                 Ok(id) => Reply::Queued { id },
                 Err(e) => {

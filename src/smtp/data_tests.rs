@@ -18,6 +18,7 @@ async fn run(store: &QueueStore, input: &[u8], step: usize) -> (String, Vec<u8>,
     let mut asm = Assembler::new(
         store.clone(),
         Marker::new([7; 32]),
+        None,
         Envelope::for_tests(),
         b"Received: test\r\n".to_vec(),
         LIMITS,

@@ -32,6 +32,8 @@ pub struct Shared {
     /// Ids of newly queued messages, for the relay.
     pub queued: mpsc::UnboundedSender<String>,
     pub shutdown: watch::Receiver<bool>,
+    /// Examines (and protects) small messages before the reply; None: all go to the queue.
+    pub admit: Option<Arc<crate::admit::Admit>>,
     /// Open connections: per client IP and in total, under one lock.
     conns: Mutex<Conns>,
 }
@@ -70,6 +72,7 @@ impl Shared {
             limits,
             queued,
             shutdown,
+            admit: None,
             conns: Mutex::new(Conns::default()),
         }
     }

@@ -5,14 +5,26 @@ use std::fmt::Write as _;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    Greeting { host: String },
-    HeloOk { host: String },
+    Greeting {
+        host: String,
+    },
+    HeloOk {
+        host: String,
+    },
     Ok,
     MailOk,
     RcptOk,
     StartData,
-    Queued { id: String },
-    ChunkOk { octets: usize },
+    Queued {
+        id: String,
+    },
+    /// Protected before the reply: only the rewritten copies were queued (crate::admit).
+    Protected {
+        id: String,
+    },
+    ChunkOk {
+        octets: usize,
+    },
     Bye,
     Vrfy,
     Help,
@@ -25,21 +37,31 @@ pub enum Reply {
     UnsupportedParameter(String),
     BadSequence(&'static str),
     LineTooLong,
-    RelayDenied { rcpt: String },
+    RelayDenied {
+        rcpt: String,
+    },
     BadAddress(&'static str),
     InvalidAddress,
     TooManyRecipients,
     MessageTooBig,
-    HeaderTooBig { max: u64 },
+    HeaderTooBig {
+        max: u64,
+    },
     BareLineEnding,
-    TextLineTooLong { max: usize },
+    TextLineTooLong {
+        max: usize,
+    },
     Loop,
     InsufficientStorage,
     LocalError,
-    Timeout { host: String },
+    Timeout {
+        host: String,
+    },
     TooManyConnections,
     TooManyMessages,
-    ShuttingDown { host: String },
+    ShuttingDown {
+        host: String,
+    },
     NoValidRecipients,
     Utf8Required,
 }
@@ -59,7 +81,7 @@ impl Reply {
             MailOk => (250, "2.1.0", "Sender OK".into()),
             RcptOk => (250, "2.1.5", "Recipient OK".into()),
             StartData => (354, "", "End data with <CR><LF>.<CR><LF>".into()),
-            Queued { id } => (250, "2.0.0", format!("OK queued as {id}")),
+            Queued { id } | Protected { id } => (250, "2.0.0", format!("OK queued as {id}")),
             ChunkOk { octets } => (250, "2.0.0", format!("{octets} octets received")),
             Bye => (221, "2.0.0", "Bye".into()),
             Vrfy => (

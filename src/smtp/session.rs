@@ -419,6 +419,7 @@ impl Session {
             already_processed: false,
             internal: false,
             protected: None,
+            decided: None,
         };
         let proto = match (self.esmtp, self.tls) {
             (false, false) => "SMTP",
@@ -441,6 +442,7 @@ impl Session {
         Assembler::new(
             self.shared.store.clone(),
             self.shared.marker.clone(),
+            self.shared.admit.clone(),
             env,
             trace.into_bytes(),
             self.shared.limits,
@@ -448,10 +450,17 @@ impl Session {
     }
 
     fn finished(&mut self, reply: Reply) {
-        if let Reply::Queued { id } = &reply {
-            self.messages += 1;
-            let _ = self.shared.queued.send(id.clone());
-            tracing::info!(id = %id, peer = %self.peer, "queued");
+        match &reply {
+            Reply::Queued { id } => {
+                self.messages += 1;
+                let _ = self.shared.queued.send(id.clone());
+                tracing::info!(id = %id, peer = %self.peer, "queued");
+            }
+            Reply::Protected { id } => {
+                self.messages += 1;
+                tracing::info!(id = %id, peer = %self.peer, "accepted; protected copies queued");
+            }
+            _ => {}
         }
         self.reply(reply);
         self.state = State::Ready;

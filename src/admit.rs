@@ -1,0 +1,226 @@
+//! Between the end of DATA and the reply. A message small enough to hold in memory is examined
+//! there; when the policy wants it protected it is sealed into the store and only the rewritten
+//! copies are queued, so the original never makes a round through the queue (half the disk
+//! writes and a seal pass of a protected mail). The client hears 250 only when the store and
+//! the copies are durable.
+//!
+//! Everything else is queued as received, as before: larger messages, messages that leave as
+//! written or wait (with the decision carried in the envelope, so the relay does not examine
+//! them again), and any message whose protection failed here (the relay tries again from the
+//! queue and defers it while it keeps failing: fail closed, never sent unprotected).
+
+use crate::config::BeforeReply;
+use crate::pipeline::{self, Pipeline};
+use crate::policy::decide::Verdict;
+use crate::protect::{Outcome, Protected, Protector, Request};
+use crate::queue::{Decided, Envelope, Incoming, QueueStore, now};
+use crate::relay::{dsn, protect::copy_envelope};
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+pub struct Admit {
+    pipeline: Arc<Pipeline>,
+    protector: Arc<Protector>,
+    store: QueueStore,
+    /// Ids of the copies queued here, for the relay.
+    queued: mpsc::UnboundedSender<String>,
+    hostname: String,
+    /// Messages examined and sealed at once: more than the cores, since sealing waits on
+    /// fsyncs, but bounded, since each holds its message in memory.
+    permits: Arc<Semaphore>,
+    /// `Always`, or `Auto`: only while other messages arrive too.
+    mode: BeforeReply,
+    /// Messages between DATA and the reply right now.
+    arriving: Arc<AtomicUsize>,
+}
+
+/// Counts a message as arriving until dropped.
+pub struct Arrival(Arc<AtomicUsize>);
+
+impl Drop for Arrival {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the session does with the message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admitted {
+    /// Protected: the copies (and a report for refused recipients) are queued, the original
+    /// is not.
+    Protected,
+    /// Queue the original; its envelope carries the decision when one was made.
+    Queue,
+}
+
+impl Admit {
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        protector: Arc<Protector>,
+        store: QueueStore,
+        queued: mpsc::UnboundedSender<String>,
+        hostname: &str,
+        concurrency: usize,
+        mode: BeforeReply,
+    ) -> Admit {
+        Admit {
+            pipeline,
+            protector,
+            store,
+            queued,
+            hostname: hostname.to_string(),
+            permits: Arc::new(Semaphore::new(concurrency.max(1) * 4)),
+            mode,
+            arriving: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Called when a message starts to arrive; the count ends with the returned guard.
+    pub fn arriving(&self) -> Arrival {
+        self.arriving.fetch_add(1, Ordering::Relaxed);
+        Arrival(self.arriving.clone())
+    }
+
+    /// Examines a complete message and protects it when the policy says so. An error means
+    /// the copies could not all be queued: the client must hear a temporary failure.
+    pub async fn admit(&self, inc: &mut Incoming) -> io::Result<Admitted> {
+        let env = inc.envelope();
+        if env.internal || env.already_processed {
+            return Ok(Admitted::Queue);
+        }
+        // A lone message: queued at once, it is examined on the other cores while the client
+        // sends the next one, which is quicker than making the client wait for both.
+        if self.mode == BeforeReply::Auto && self.arriving.load(Ordering::Relaxed) <= 1 {
+            return Ok(Admitted::Queue);
+        }
+        let Some(bytes) = inc.share() else {
+            return Ok(Admitted::Queue);
+        };
+        let Ok(_permit) = self.permits.clone().acquire_owned().await else {
+            return Ok(Admitted::Queue);
+        };
+        let id = inc.id.clone();
+        let rcpts: Vec<String> = inc
+            .envelope()
+            .recipients
+            .iter()
+            .map(|r| r.address.clone())
+            .collect();
+        let (pl, protector) = (self.pipeline.clone(), self.protector.clone());
+        let original = bytes.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let ex = pl.examine(&bytes, &rcpts);
+            let outcome = match &ex.decision.verdict {
+                Verdict::Protect { protection, auth } => Some(protector.protect(&Request {
+                    original: &bytes,
+                    recipients: &rcpts,
+                    protection: *protection,
+                    auth: *auth,
+                    decision: &ex.decision,
+                    settings: &ex.policy.settings,
+                    tags: &ex.policy.tags,
+                    now: now(),
+                })),
+                _ => None,
+            };
+            (ex, outcome)
+        })
+        .await;
+        // A panic in there: the relay examines the message again from the queue.
+        let Ok((ex, outcome)) = work else {
+            tracing::error!(id, "examining the message failed; queued for the relay");
+            return Ok(Admitted::Queue);
+        };
+        pipeline::log_decision(&id, &ex.decision);
+        let mut decided = Decided {
+            strip: ex.strip.then(|| ex.inspection.subject.clone()),
+            decision: ex.decision,
+        };
+        let p = match outcome {
+            Some(Ok(Outcome::Protected(p))) => p,
+            other => {
+                match other {
+                    Some(Ok(Outcome::NothingToProtect)) => {
+                        pipeline::deliver_as_written(&mut decided.decision)
+                    }
+                    Some(Err(e)) => tracing::warn!(
+                        id,
+                        error = %e,
+                        "cannot protect the message yet; it is queued and the relay tries again"
+                    ),
+                    _ => {}
+                }
+                if let Some(env) = inc.envelope_mut() {
+                    env.decided = Some(decided);
+                }
+                return Ok(Admitted::Queue);
+            }
+        };
+        self.queue_copies(inc.envelope(), &p, &original).await?;
+        Ok(Admitted::Protected)
+    }
+
+    /// Queues every copy, and a report for the recipients protection refused, all at once (so
+    /// they share one sync), then hands them to the relay.
+    async fn queue_copies(&self, env: &Envelope, p: &Protected, original: &[u8]) -> io::Result<()> {
+        for why in &p.ignored {
+            tracing::warn!(id = %env.id, "{why}");
+        }
+        let t = now();
+        let mut jobs = JoinSet::new();
+        for c in &p.copies {
+            let cenv = copy_envelope(env, &env.recipients[c.rcpt], p.message, c.store_rcpt, t);
+            let (store, bytes) = (self.store.clone(), c.bytes.clone());
+            jobs.spawn(async move { store.enqueue_bytes(&cenv, &bytes).await });
+        }
+        let failures: Vec<dsn::Failure<'_>> = p
+            .refused
+            .iter()
+            .filter(|(i, _)| dsn::wanted(env, &env.recipients[*i]))
+            .map(|(i, reply)| dsn::Failure {
+                rcpt: &env.recipients[*i],
+                reply,
+                remote: None,
+            })
+            .collect();
+        for (i, reply) in &p.refused {
+            tracing::warn!(id = %env.id, rcpt = %env.recipients[*i].address, reply = %reply, "failed");
+        }
+        if !failures.is_empty() {
+            let headers = dsn::original_headers(Box::new(io::Cursor::new(original.to_vec())));
+            let (denv, bytes) = dsn::build(&self.hostname, env, &failures, &headers);
+            let store = self.store.clone();
+            jobs.spawn(async move { store.enqueue_bytes(&denv, &bytes).await });
+        }
+        let mut failed = None;
+        let mut ids = Vec::new();
+        while let Some(r) = jobs.join_next().await {
+            match r.map_err(io::Error::other).and_then(|r| r) {
+                Ok(qid) => {
+                    let _ = self.queued.send(qid.clone());
+                    ids.push(qid);
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            // The copies queued are sent; the client sends the whole message again, so those
+            // recipients may get a second link (never none).
+            tracing::error!(id = %env.id, error = %e, "cannot queue every protected copy");
+            return Err(e);
+        }
+        tracing::info!(
+            id = %env.id,
+            message = %p.message,
+            protection = ?p.protection,
+            copies = p.copies.len(),
+            refused = p.refused.len(),
+            queued = ?ids,
+            "protected"
+        );
+        Ok(())
+    }
+}
