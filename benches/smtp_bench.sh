@@ -19,6 +19,8 @@
 #   SESSIONS_SEALED="1 4"  client session counts for that scenario; "" skips it
 #   SEALED_ATT=1048576  attachment bytes of that mail (e.g. 75497472 with N_SEALED=1 and
 #                       ONLY=sluis: the peak RSS for one ~97 MiB message)
+#   BEFORE_REPLY=auto   sluis's [policy] examine_before_reply (auto | always | never), to compare
+#                       protecting before the 250 with queueing first
 #   WARMUP=50           unmeasured 5 KiB messages per relay before the first scenario
 #   RUN_TIMEOUT=600     seconds a scenario may take before it is reported as a timeout
 #   SLUIS_BIN=...       use this binary instead of building (release) one
@@ -41,6 +43,7 @@ N_SEALED=${N_SEALED:-200}
 SESSIONS_SEALED=${SESSIONS_SEALED-"1 4"}
 SEALED_ATT=${SEALED_ATT:-1048576}
 WARMUP=${WARMUP:-50}
+BEFORE_REPLY=${BEFORE_REPLY:-auto}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600}
 ONLY=${ONLY:-}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/sluis-target}
@@ -156,6 +159,7 @@ public_url = "https://veilig.example.org"
 # The shipped default policy: every message is inspected and decided on, as in production.
 [policy]
 dir = "$REPO/policies"
+examine_before_reply = "$BEFORE_REPLY"
 EOF
     "$SLUIS_BIN" serve --config "$cfg" >"$BENCH_DIR/sluis.out" 2>"$BENCH_DIR/sluis.err" &
     SLUIS_PID=$!
