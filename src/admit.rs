@@ -112,7 +112,7 @@ impl Admit {
         let (pl, protector) = (self.pipeline.clone(), self.protector.clone());
         let original = bytes.clone();
         let work = tokio::task::spawn_blocking(move || {
-            let ex = pl.examine(&bytes, &rcpts);
+            let mut ex = pl.examine_keeping(&bytes, &rcpts);
             let outcome = match &ex.decision.verdict {
                 Verdict::Protect { protection, auth } => Some(protector.protect(&Request {
                     original: &bytes,
@@ -122,10 +122,13 @@ impl Admit {
                     decision: &ex.decision,
                     settings: &ex.policy.settings,
                     tags: &ex.policy.tags,
+                    decoded: &ex.inspection.decoded,
                     now: now(),
                 })),
                 _ => None,
             };
+            // Sealed (or not needed): the memory goes before the copies are queued.
+            ex.inspection.decoded = Vec::new();
             (ex, outcome)
         })
         .await;

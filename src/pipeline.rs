@@ -36,6 +36,24 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// `examine`, keeping the decoded attachments (a message in memory, about to be protected
+    /// right away: they are not decoded a second time).
+    pub fn examine_keeping(&self, message: &Arc<Vec<u8>>, recipients: &[String]) -> Examined {
+        let limits = inspect::Limits {
+            keep_decoded: message.len(),
+            ..self.limits.clone()
+        };
+        examine_with(
+            &self.policy.get(),
+            &self.internal_domains,
+            &limits,
+            message,
+            recipients,
+        )
+    }
+}
+
 pub fn examine_with(
     policy: &Arc<Policy>,
     internal_domains: &[String],

@@ -4,7 +4,8 @@ use mail_parser::{Message, MimeHeaders};
 
 use super::body::{self, Body, Mode};
 use super::extract::extract;
-use super::{Attachment, Bound, Ctx, html, join};
+use super::{Attachment, Bound, Ctx, Decoded, html, join};
+use std::borrow::Cow;
 
 /// Inspects the top-level message.
 pub(crate) fn inspect_message(ctx: &mut Ctx, raw: &[u8]) {
@@ -71,6 +72,7 @@ fn walk(ctx: &mut Ctx, msg: &Message<'_>, mode: Mode, prefix: &str, depth: usize
             return;
         }
         let (body, is_encoding_problem) = body::body(msg, part, mode);
+        let mut keep = false;
         let content_type = content_type_of(part, &body);
         let name = part.attachment_name().map(str::to_string);
         let is_attachment_disposition = part
@@ -120,6 +122,7 @@ fn walk(ctx: &mut Ctx, msg: &Message<'_>, mode: Mode, prefix: &str, depth: usize
                 walk(ctx, nested, mode, &origin, depth + 1);
             }
             _ => {
+                keep = prefix.is_empty() && !is_encoding_problem;
                 let name = name.unwrap_or_else(|| format!("part {}", id));
                 let origin = join(prefix, &format!("attachment {name}"));
                 let data = body.bytes();
@@ -136,6 +139,13 @@ fn walk(ctx: &mut Ctx, msg: &Message<'_>, mode: Mode, prefix: &str, depth: usize
                     ctx.unscannable(&origin, "malformed MIME part (could not be decoded)");
                 }
                 extract(ctx, &name, &content_type, data, &origin, depth + 1);
+            }
+        }
+        if keep && let Body::Binary(Cow::Owned(bytes)) = body {
+            let kept: usize = ctx.out.decoded.iter().map(|d| d.bytes.len()).sum();
+            if kept + bytes.len() <= ctx.limits.keep_decoded {
+                let span = (part.offset_body as usize, part.offset_end as usize);
+                ctx.out.decoded.push(Decoded { span, bytes });
             }
         }
     }

@@ -47,6 +47,9 @@ pub struct Limits {
     pub max_time: Duration,
     /// Maximum total of extracted text kept (bytes, after normalisation).
     pub max_text_bytes: usize,
+    /// Decoded attachments of the top-level message kept in the result, up to this many bytes
+    /// in all, for protection to seal without decoding them again (0: none kept).
+    pub keep_decoded: usize,
 }
 
 impl Default for Limits {
@@ -58,6 +61,7 @@ impl Default for Limits {
             max_ratio: 100,
             max_time: Duration::from_secs(20),
             max_text_bytes: 20 * 1024 * 1024,
+            keep_decoded: 0,
         }
     }
 }
@@ -94,6 +98,16 @@ pub struct Inspection {
     pub texts: Vec<Text>,
     pub attachments: Vec<Attachment>,
     pub unscannable: Vec<Unscannable>,
+    /// See `Limits::keep_decoded`.
+    pub decoded: Vec<Decoded>,
+}
+
+/// A transfer-decoded attachment body, named by where its encoded form lies in the message.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// Byte range of the encoded body in the original message.
+    pub span: (usize, usize),
+    pub bytes: Vec<u8>,
 }
 
 /// Messages up to this size are inspected on the calling thread.

@@ -59,8 +59,7 @@ fn insp(text: &str) -> Inspection {
             origin: "body".into(),
             text: crate::inspect::normalize(text),
         }],
-        attachments: vec![],
-        unscannable: vec![],
+        ..Default::default()
     }
 }
 

@@ -10,6 +10,7 @@ pub mod controls;
 pub mod parts;
 
 use crate::dkim::{DkimError, Signer};
+use crate::inspect::Decoded;
 use crate::inspect::body::Parsed;
 use crate::policy::decide::Decision;
 use crate::policy::schema::{self, Settings, TagWords};
@@ -46,6 +47,8 @@ pub struct Request<'a> {
     pub decision: &'a Decision,
     pub settings: &'a Settings,
     pub tags: &'a TagWords,
+    /// Attachment bodies inspection decoded already (may be empty).
+    pub decoded: &'a [Decoded],
     /// Unix seconds.
     pub now: i64,
 }
@@ -116,7 +119,7 @@ impl Protector {
     pub fn protect(&self, req: &Request<'_>) -> Result<Outcome, ProtectError> {
         let decoded = Parsed::new(req.original).ok_or(ProtectError::Parse)?;
         let parsed = &decoded.msg;
-        let files = parts::attachments(&decoded);
+        let files = parts::attachments(&decoded, req.decoded);
         let mut protection = match req.protection {
             schema::Protection::PublicFiles => Protection::PublicFiles,
             schema::Protection::SecureFiles => Protection::SecureFiles,

@@ -2,6 +2,7 @@
 //! its body (text, HTML and inline images) as one small MIME message for the portal.
 
 use crate::headers;
+use crate::inspect::Decoded;
 use crate::inspect::body::Parsed;
 use crate::rewrite::{content_type, kept_inline};
 use mail_builder::MessageBuilder;
@@ -38,8 +39,9 @@ pub fn file_name(raw: Option<&str>, n: usize) -> String {
     }
 }
 
-/// The attachments that become protected files, in message order.
-pub(crate) fn attachments<'a>(parsed: &'a Parsed<'a>) -> Vec<Attachment<'a>> {
+/// The attachments that become protected files, in message order. A body that inspection
+/// decoded already (`known`, by where it lies in the message) is not decoded again.
+pub(crate) fn attachments<'a>(parsed: &'a Parsed<'a>, known: &'a [Decoded]) -> Vec<Attachment<'a>> {
     let msg = &parsed.msg;
     let has_html = crate::rewrite::has_html(msg);
     let mut out = Vec::new();
@@ -53,10 +55,15 @@ pub(crate) fn attachments<'a>(parsed: &'a Parsed<'a>) -> Vec<Attachment<'a>> {
         let n = out.len() + 1;
         let (data, ct): (Cow<'a, [u8]>, String) = match &part.body {
             PartType::Binary(_) | PartType::InlineBinary(_) => {
-                let Some(d) = parsed.bytes(part) else {
-                    continue;
-                };
-                (d, content_type(part))
+                let span = (part.offset_body as usize, part.offset_end as usize);
+                if let Some(k) = known.iter().find(|k| k.span == span) {
+                    (Cow::Borrowed(k.bytes.as_slice()), content_type(part))
+                } else {
+                    let Some(d) = parsed.bytes(part) else {
+                        continue;
+                    };
+                    (d, content_type(part))
+                }
             }
             // Text was decoded to UTF-8 from whatever charset it had; say so.
             PartType::Text(_) | PartType::Html(_) => {
@@ -166,7 +173,7 @@ Content-Disposition: attachment; filename=\"../../etc/u\xe2\x80\xaefdp.exe\"\r\n
     #[test]
     fn attachments_become_files_inline_images_stay() {
         let m = Parsed::new(MAIL).unwrap();
-        let files = attachments(&m);
+        let files = attachments(&m, &[]);
         let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["ufdp.exe", "lijst.csv", "bericht-3.eml"]);
         assert_eq!(files[0].data.as_ref(), b"%PDF-1.4\n");
@@ -174,6 +181,50 @@ Content-Disposition: attachment; filename=\"../../etc/u\xe2\x80\xaefdp.exe\"\r\n
         assert_eq!(files[1].data.as_ref(), "naam;café".as_bytes());
         assert!(files[1].content_type.starts_with("text/csv"));
         assert!(files[2].data.starts_with(b"From: x@y"));
+    }
+
+    /// Protection reuses what inspection decoded, matched by position: the same files, the
+    /// big body not decoded twice; with nothing kept, it decodes them itself.
+    #[test]
+    fn attachments_decoded_by_inspection_are_reused() {
+        use base64::Engine;
+        let mut next = crate::testutil::xorshift(9);
+        let big: Vec<u8> = (0..300_000).map(|_| next() as u8).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&big);
+        let mut mail = b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"q\"\r\n\r\n--q\r\nContent-Type: text/plain\r\n\r\nTekst\r\n\
+--q\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=a.bin\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n"
+            .to_vec();
+        for line in b64.as_bytes().chunks(76) {
+            mail.extend_from_slice(line);
+            mail.extend_from_slice(b"\r\n");
+        }
+        mail.extend_from_slice(b"--q\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=l.csv\r\n\r\nx;y\r\n--q--\r\n");
+        let limits = crate::inspect::Limits {
+            keep_decoded: usize::MAX,
+            ..Default::default()
+        };
+        let insp = crate::inspect::inspect(&mail, &limits);
+        assert_eq!(insp.decoded.len(), 1, "the binary body is kept");
+        assert_eq!(insp.decoded[0].bytes, big);
+        let m = Parsed::new(&mail).unwrap();
+        let reused = attachments(&m, &insp.decoded);
+        let own = attachments(&m, &[]);
+        assert_eq!(reused.len(), 2);
+        for (a, b) in reused.iter().zip(&own) {
+            assert_eq!(
+                (&a.name, &a.content_type, &a.data),
+                (&b.name, &b.content_type, &b.data)
+            );
+        }
+        assert_eq!(reused[0].data.as_ptr(), insp.decoded[0].bytes.as_ptr());
+        // Nothing kept unless asked for.
+        assert!(
+            crate::inspect::inspect(&mail, &Default::default())
+                .decoded
+                .is_empty()
+        );
     }
 
     #[test]

@@ -86,6 +86,7 @@ fn run(
             decision: d,
             settings: &settings,
             tags: &tags,
+            decoded: &[],
             now: 1_800_000_000,
         })
         .unwrap();

@@ -1,5 +1,6 @@
-//! The on-disk queue. A message is sealed (envelope + bytes) as it arrives; small ones are
-//! appended to a segment file, large ones spill to `spool/` and are renamed into `queue/`.
+//! The on-disk queue. A message arriving stays in memory while it is small (up to 4 MiB) and is
+//! sealed (envelope + bytes) when it is committed; a larger one is sealed as it arrives. Small
+//! ones are appended to a segment file, large ones spill to `spool/` and are renamed into `queue/`.
 //! Either way the client hears 250 only after the committer's sync. Messages that wait for a
 //! retry move to a file of their own, next to a sealed delivery-state file.
 

@@ -57,6 +57,7 @@ impl Relay {
                     decision: &decision,
                     settings: &policy.settings,
                     tags: &policy.tags,
+                    decoded: &[],
                     now: now(),
                 })
                 .map_err(|e| e.to_string())
