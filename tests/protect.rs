@@ -355,3 +355,45 @@ fn decided_before_the_reply_is_not_examined_again() {
     assert_eq!(log.matches("policy decision").count(), 1, "{log}");
     assert!(log.contains("verdict=Deliver"), "{log}");
 }
+
+/// CHUNKING: a mail sent in BDAT chunks is protected before the last chunk's reply too.
+#[test]
+fn bdat_mail_is_protected_before_the_reply() {
+    let cap = Capture::start();
+    let mut sluis = start_with(&cap, |c| {
+        c.set("policy", "examine_before_reply", "\"always\"")
+    });
+    let u = unique("bdat");
+    let file = noise(50_000, 3);
+    let msg = mail(
+        &format!("To: p@extern.test\r\nSubject: [secure files] {u}\r\n"),
+        "Tekst",
+        &[("a.bin", file.clone())],
+    );
+    let mut s = sluis.session();
+    s.expect("MAIL FROM:<arts@org.test>", "250 2.1.0");
+    s.expect("RCPT TO:<p@extern.test>", "250 2.1.5");
+    let (a, b) = msg.split_at(msg.len() / 2);
+    let mut wire = format!("BDAT {}\r\n", a.len()).into_bytes();
+    wire.extend_from_slice(a);
+    s.send(&wire);
+    s.expect_reply("250 2.0.0");
+    let mut wire = format!("BDAT {} LAST\r\n", b.len()).into_bytes();
+    wire.extend_from_slice(b);
+    s.send(&wire);
+    s.expect_reply("250 2.0.0 OK queued as");
+    let m = cap.wait_for_containing(&u, ARRIVAL);
+    assert!(sluis.log().contains("accepted; protected copies queued"));
+    let token = link_token(&m);
+    let sealed_b64 = base64::engine::general_purpose::STANDARD.encode(&file[..300]);
+    assert!(
+        !m.text().contains(&sealed_b64[..200]),
+        "attachment left sluis"
+    );
+    drop(s);
+    sluis.terminate(Duration::from_secs(20));
+    let store = open_store(&sluis.data_dir);
+    let (mid, _) = store.meta.link_for_token(&token).unwrap().unwrap();
+    let (msg, dek) = store.meta.get_message(mid).unwrap().unwrap();
+    assert_eq!(read_blob(&store, &msg.files[0].blob, &dek), file);
+}
