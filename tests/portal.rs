@@ -130,6 +130,11 @@ fn password_by_mail_then_message_files_and_zip() {
         "the body is in a sandboxed frame"
     );
     assert!(t.contains("&#34;quoted&#34;name.pdf"), "names escaped: {t}");
+    // Each file's SHA-256, as computed when it was sealed, to check a download against.
+    use sha2::{Digest, Sha256};
+    let sum = Sha256::digest(&big);
+    let sum: String = sum.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(t.contains(&format!("SHA-256 <code>{sum}</code>")), "{t}");
     assert!(!t.contains("<script"), "no script in the page");
     // The sender's HTML, sanitised, under a sandbox CSP.
     let body = c.get(&format!("{link}/body"));

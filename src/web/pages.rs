@@ -60,6 +60,8 @@ pub struct FileRow {
     pub size: String,
     pub available: bool,
     pub state: Option<String>,
+    /// Of the original file, in hex: the recipient can check what was downloaded.
+    pub sha256: String,
 }
 
 #[derive(Template)]
@@ -362,6 +364,7 @@ pub async fn landing(web: &Arc<Web>, ctx: &Ctx) -> Resp {
             size: words::size(l, f.size),
             available: !f.blocked,
             state: f.blocked.then(|| t.file_blocked.to_string()),
+            sha256: hex::encode(f.sha256),
         })
         .collect();
     let (has_html, body_text) = match body_parts(web, ctx).await {
