@@ -21,6 +21,8 @@
 #                       ONLY=sluis: the peak RSS for one ~97 MiB message)
 #   BEFORE_REPLY=auto   sluis's [policy] examine_before_reply (auto | always | never), to compare
 #                       protecting before the 250 with queueing first
+#   REPEAT=1            run every scenario this many times (a row each; Postfix first every
+#                       other time), to see the spread of the ratio on a noisy machine
 #   WARMUP=50           unmeasured 5 KiB messages per relay before the first scenario
 #   RUN_TIMEOUT=600     seconds a scenario may take before it is reported as a timeout
 #   SLUIS_BIN=...       use this binary instead of building (release) one
@@ -44,6 +46,7 @@ SESSIONS_SEALED=${SESSIONS_SEALED-"1 4"}
 SEALED_ATT=${SEALED_ATT:-1048576}
 WARMUP=${WARMUP:-50}
 BEFORE_REPLY=${BEFORE_REPLY:-auto}
+REPEAT=${REPEAT:-1}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600}
 ONLY=${ONLY:-}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/sluis-target}
@@ -282,21 +285,29 @@ for sc in "${SCENARIOS[@]}"; do
     else
         label="$(human "$size") x$n, $sess sess"
     fi
-    s_res="-" p_res="-" rss="-"
-    if [[ $ONLY != postfix ]]; then
-        reset_hwm "$SLUIS_PID" || true
-        log "$label: sluis"
-        s_res=$(run_one sluis "$SLUIS_PORT" "$n" "$size" "$sess" "$file")
-        rss=$(hwm_mib "$SLUIS_PID")
-        track_peak "$rss"
-        log "  sluis: $s_res (e2e msgs/s, accept msgs/s); peak RSS ${rss} MiB"
-    fi
-    if [[ $ONLY != sluis ]]; then
-        log "$label: postfix"
-        p_res=$(run_one postfix "$POSTFIX_PORT" "$n" "$size" "$sess" "$file")
-        log "  postfix: $p_res"
-    fi
-    ROWS+=("$label|$s_res|$p_res|$rss")
+    base_label=$label
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+        ((REPEAT > 1)) && label="$base_label #$rep"
+        s_res="-" p_res="-" rss="-"
+        # Every other repetition Postfix goes first, so neither side always follows the other.
+        order=(sluis postfix)
+        ((rep % 2 == 0)) && order=(postfix sluis)
+        for side in "${order[@]}"; do
+            if [[ $side == sluis && $ONLY != postfix ]]; then
+                reset_hwm "$SLUIS_PID" || true
+                log "$label: sluis"
+                s_res=$(run_one sluis "$SLUIS_PORT" "$n" "$size" "$sess" "$file")
+                rss=$(hwm_mib "$SLUIS_PID")
+                track_peak "$rss"
+                log "  sluis: $s_res (e2e msgs/s, accept msgs/s); peak RSS ${rss} MiB"
+            elif [[ $side == postfix && $ONLY != sluis ]]; then
+                log "$label: postfix"
+                p_res=$(run_one postfix "$POSTFIX_PORT" "$n" "$size" "$sess" "$file")
+                log "  postfix: $p_res"
+            fi
+        done
+        ROWS+=("$label|$s_res|$p_res|$rss")
+    done
 done
 
 # ---------------------------------------------------------------- table
@@ -304,8 +315,8 @@ echo
 echo "sluis vs Postfix $(postconf -d -h mail_version 2>/dev/null), loopback, $(nproc) CPU(s), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "msgs/s end to end (smtp-source start -> last message at smtp-sink); (accept) = rate at which"
 echo "smtp-source got its 250s. Peak RSS = sluis VmHWM during that scenario."
-printf '\n%-24s | %-23s | %-23s | %-13s | %s\n' "scenario" "sluis msgs/s (accept)" "Postfix msgs/s (accept)" "sluis/Postfix" "sluis peak RSS"
-printf '%s\n' "-------------------------+-------------------------+-------------------------+---------------+---------------"
+printf '\n%-34s | %-23s | %-23s | %-13s | %s\n' "scenario" "sluis msgs/s (accept)" "Postfix msgs/s (accept)" "sluis/Postfix" "sluis peak RSS"
+printf '%s\n' "-----------------------------------+-------------------------+-------------------------+---------------+---------------"
 for row in "${ROWS[@]}"; do
     IFS='|' read -r label s p rss <<<"$row"
     fmt() { # "E A" | timeout ... | -
@@ -318,7 +329,7 @@ for row in "${ROWS[@]}"; do
     if [[ $s =~ ^[0-9.]+\  && $p =~ ^[0-9.]+\  ]]; then
         ratio=$(python3 -c "print('%.2f' % (${s%% *}/${p%% *}))")
     fi
-    printf '%-24s | %-23s | %-23s | %-13s | %s\n' "$label" "$(fmt "$s")" "$(fmt "$p")" "$ratio" "$([[ $rss == - ]] && echo - || echo "$rss MiB")"
+    printf '%-34s | %-23s | %-23s | %-13s | %s\n' "$label" "$(fmt "$s")" "$(fmt "$p")" "$ratio" "$([[ $rss == - ]] && echo - || echo "$rss MiB")"
 done
 echo
 [[ -n $SLUIS_PID ]] && echo "sluis peak RSS over the whole run (max VmHWM): ${PEAK} MiB"
