@@ -397,3 +397,49 @@ fn bdat_mail_is_protected_before_the_reply() {
     let (msg, dek) = store.meta.get_message(mid).unwrap().unwrap();
     assert_eq!(read_blob(&store, &msg.files[0].blob, &dek), file);
 }
+
+/// `auto`: a lone message is queued first; one that ends while another is still arriving is
+/// protected before its reply.
+#[test]
+fn auto_protects_before_the_reply_only_while_others_arrive() {
+    let cap = Capture::start();
+    let sluis = start(&cap);
+    let u = unique("auto");
+    let tagged = |n: &str| {
+        mail(
+            &format!("To: p@extern.test\r\nSubject: [secure files] {u} {n}\r\n"),
+            "Tekst",
+            &[("a.bin", noise(20_000, 5))],
+        )
+    };
+    let mut lone = sluis.session();
+    lone.send_mail("arts@org.test", &["p@extern.test"], &tagged("lone"));
+    cap.wait_for_containing(&format!("{u} lone"), ARRIVAL);
+    assert!(sluis.log().contains("sluis::smtp::session: queued"));
+    assert!(!sluis.log().contains("accepted; protected copies queued"));
+
+    // A second client is in the middle of its DATA while the first one ends.
+    let mut slow = sluis.session();
+    slow.expect("MAIL FROM:<arts@org.test>", "250 2.1.0");
+    slow.expect("RCPT TO:<q@extern.test>", "250 2.1.5");
+    slow.expect("DATA", "354");
+    let slow_mail = dot_stuff(&tagged("slow"));
+    let (head, tail) = slow_mail.split_at(slow_mail.len() / 2);
+    slow.send(head);
+    let mut busy = sluis.session();
+    busy.send_mail("arts@org.test", &["p@extern.test"], &tagged("busy"));
+    assert_eq!(
+        sluis
+            .log()
+            .matches("accepted; protected copies queued")
+            .count(),
+        1,
+        "{}",
+        sluis.log()
+    );
+    slow.send(tail);
+    slow.expect_reply("250 2.0.0 OK queued as");
+    for n in ["busy", "slow"] {
+        link_token(&cap.wait_for_containing(&format!("{u} {n}"), ARRIVAL));
+    }
+}
