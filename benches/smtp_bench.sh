@@ -16,7 +16,7 @@
 #   SESSIONS_SMALL="1 8"  client session counts for 5 KiB; SESSIONS_LARGE="1" for 1 MiB
 #   N_SEALED=200        messages per "1 MiB attachment, [secure files]" scenario (sluis seals
 #                       the attachment and relays a small rewritten copy; Postfix relays it all)
-#   SESSIONS_SEALED="1 4"  client session counts for that scenario; "" skips it
+#   SESSIONS_SEALED="1 4 8"  client session counts for that scenario; "" skips it
 #   SEALED_ATT=1048576  attachment bytes of that mail (e.g. 75497472 with N_SEALED=1 and
 #                       ONLY=sluis: the peak RSS for one ~97 MiB message)
 #   BEFORE_REPLY=auto   sluis's [policy] examine_before_reply (auto | always | never), to compare
@@ -42,7 +42,7 @@ LARGE_SIZE=${LARGE_SIZE:-1048576}
 SESSIONS_SMALL=${SESSIONS_SMALL:-"1 8"}
 SESSIONS_LARGE=${SESSIONS_LARGE:-"1"}
 N_SEALED=${N_SEALED:-200}
-SESSIONS_SEALED=${SESSIONS_SEALED-"1 4"}
+SESSIONS_SEALED=${SESSIONS_SEALED-"1 4 8"}
 SEALED_ATT=${SEALED_ATT:-1048576}
 WARMUP=${WARMUP:-50}
 BEFORE_REPLY=${BEFORE_REPLY:-auto}
