@@ -163,22 +163,29 @@ impl Admit {
                 return Ok(Admitted::Queue);
             }
         };
-        self.queue_copies(inc.envelope(), &p, &original).await?;
+        self.queue_copies(inc.envelope(), p, &original).await?;
         Ok(Admitted::Protected)
     }
 
     /// Queues every copy, and a report for the recipients protection refused, all at once (so
     /// they share one sync), then hands them to the relay.
-    async fn queue_copies(&self, env: &Envelope, p: &Protected, original: &[u8]) -> io::Result<()> {
+    async fn queue_copies(
+        &self,
+        env: &Envelope,
+        mut p: Protected,
+        original: &[u8],
+    ) -> io::Result<()> {
         for why in &p.ignored {
             tracing::warn!(id = %env.id, "{why}");
         }
         let t = now();
         let mut jobs = JoinSet::new();
-        for c in &p.copies {
+        let copies = std::mem::take(&mut p.copies);
+        let n_copies = copies.len();
+        for c in copies {
             let cenv = copy_envelope(env, &env.recipients[c.rcpt], p.message, c.store_rcpt, t);
-            let (store, bytes) = (self.store.clone(), c.bytes.clone());
-            jobs.spawn(async move { store.enqueue_bytes(&cenv, &bytes).await });
+            let store = self.store.clone();
+            jobs.spawn(async move { store.enqueue_bytes(&cenv, &c.bytes).await });
         }
         let failures: Vec<dsn::Failure<'_>> = p
             .refused
@@ -220,7 +227,7 @@ impl Admit {
             id = %env.id,
             message = %p.message,
             protection = ?p.protection,
-            copies = p.copies.len(),
+            copies = n_copies,
             refused = p.refused.len(),
             queued = ?ids,
             "protected"

@@ -25,18 +25,9 @@ pub struct Examined {
 impl Pipeline {
     /// Inspects and decides. CPU-bound and blocking: run it on a blocking thread.
     pub fn examine(&self, message: &Arc<Vec<u8>>, recipients: &[String]) -> Examined {
-        let policy = self.policy.get();
-        examine_with(
-            &policy,
-            &self.internal_domains,
-            &self.limits,
-            message,
-            recipients,
-        )
+        self.examine_limited(&self.limits, message, recipients)
     }
-}
 
-impl Pipeline {
     /// `examine`, keeping the decoded attachments (a message in memory, about to be protected
     /// right away: they are not decoded a second time).
     pub fn examine_keeping(&self, message: &Arc<Vec<u8>>, recipients: &[String]) -> Examined {
@@ -44,13 +35,17 @@ impl Pipeline {
             keep_decoded: message.len(),
             ..self.limits.clone()
         };
-        examine_with(
-            &self.policy.get(),
-            &self.internal_domains,
-            &limits,
-            message,
-            recipients,
-        )
+        self.examine_limited(&limits, message, recipients)
+    }
+
+    fn examine_limited(
+        &self,
+        limits: &inspect::Limits,
+        message: &Arc<Vec<u8>>,
+        recipients: &[String],
+    ) -> Examined {
+        let policy = self.policy.get();
+        examine_with(&policy, &self.internal_domains, limits, message, recipients)
     }
 }
 

@@ -41,9 +41,7 @@ fn protected_from_the_queue_leaves_as_links_and_unseals_to_the_original() {
 
 fn tagged_and_forced_mail_leaves_as_links(mode: &str) -> (Sluis, Capture) {
     let cap = Capture::start();
-    let mut sluis = start_with(&cap, |c| {
-        c.set("policy", "examine_before_reply", &format!("\"{mode}\""))
-    });
+    let mut sluis = start_examining(&cap, mode);
     let u = unique("");
     let secret_file = format!("ZEEPAARDJE{u} staat in de bijlage");
     let files: Vec<(&str, Vec<u8>)> = vec![
@@ -282,9 +280,7 @@ fn tagged_and_forced_mail_leaves_as_links(mode: &str) -> (Sluis, Capture) {
 #[test]
 fn copies_protected_before_the_reply_survive_sigkill() {
     let cap = Capture::start();
-    let mut sluis = start_with(&cap, |c| {
-        c.set("policy", "examine_before_reply", "\"always\"")
-    });
+    let mut sluis = start_examining(&cap, "always");
     let u = unique("kill");
     let mut sent = Vec::new();
     for n in 0..6u64 {
@@ -340,9 +336,7 @@ fn copies_protected_before_the_reply_survive_sigkill() {
 #[test]
 fn decided_before_the_reply_is_not_examined_again() {
     let cap = Capture::start();
-    let sluis = start_with(&cap, |c| {
-        c.set("policy", "examine_before_reply", "\"always\"")
-    });
+    let sluis = start_examining(&cap, "always");
     let u = unique("plain");
     let msg = format!(
         "From: arts@org.test\r\nTo: p@extern.test\r\nSubject: Afspraak {u}\r\n\r\nTot dinsdag.\r\n"
@@ -360,9 +354,7 @@ fn decided_before_the_reply_is_not_examined_again() {
 #[test]
 fn bdat_mail_is_protected_before_the_reply() {
     let cap = Capture::start();
-    let mut sluis = start_with(&cap, |c| {
-        c.set("policy", "examine_before_reply", "\"always\"")
-    });
+    let mut sluis = start_examining(&cap, "always");
     let u = unique("bdat");
     let file = noise(50_000, 3);
     let msg = mail(

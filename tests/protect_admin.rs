@@ -128,9 +128,7 @@ fn sms_without_a_phone_number_bounces_that_recipient_only_before_the_reply() {
 
 fn sms_without_a_phone_number(mode: &str) {
     let cap = Capture::start();
-    let sluis = start_with(&cap, |c| {
-        c.set("policy", "examine_before_reply", &format!("\"{mode}\""))
-    });
+    let sluis = start_examining(&cap, mode);
     let u = unique("sms");
     smtplib_send(
         &sluis,
@@ -179,9 +177,7 @@ fn when_sealing_fails_before_the_reply_the_message_waits_and_nothing_leaves() {
 
 fn when_sealing_fails(mode: &str) {
     let cap = Capture::start();
-    let sluis = start_with(&cap, |c| {
-        c.set("policy", "examine_before_reply", &format!("\"{mode}\""))
-    });
+    let sluis = start_examining(&cap, mode);
     // The blob store cannot create files (a file where its temp folder should be; this also
     // holds for root).
     let tmp = sluis.data_dir.join("blobs/tmp");

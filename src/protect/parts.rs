@@ -56,14 +56,14 @@ pub(crate) fn attachments<'a>(parsed: &'a Parsed<'a>, known: &'a [Decoded]) -> V
         let (data, ct): (Cow<'a, [u8]>, String) = match &part.body {
             PartType::Binary(_) | PartType::InlineBinary(_) => {
                 let span = (part.offset_body as usize, part.offset_end as usize);
-                if let Some(k) = known.iter().find(|k| k.span == span) {
-                    (Cow::Borrowed(k.bytes.as_slice()), content_type(part))
-                } else {
-                    let Some(d) = parsed.bytes(part) else {
-                        continue;
-                    };
-                    (d, content_type(part))
-                }
+                let d = match known.iter().find(|k| k.span == span) {
+                    Some(k) => Cow::Borrowed(k.bytes.as_slice()),
+                    None => match parsed.bytes(part) {
+                        Some(d) => d,
+                        None => continue,
+                    },
+                };
+                (d, content_type(part))
             }
             // Text was decoded to UTF-8 from whatever charset it had; say so.
             PartType::Text(_) | PartType::Html(_) => {

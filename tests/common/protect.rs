@@ -46,6 +46,13 @@ pub fn start(cap: &Capture) -> Sluis {
     start_with(cap, |c| c)
 }
 
+/// `start` with `[policy] examine_before_reply` set: "always", "never" or "auto".
+pub fn start_examining(cap: &Capture, mode: &str) -> Sluis {
+    start_with(cap, |c| {
+        c.set("policy", "examine_before_reply", &format!("\"{mode}\""))
+    })
+}
+
 /// A multipart/mixed message with a text body and base64 attachments.
 pub fn mail(headers: &str, body: &str, files: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut m = format!(
