@@ -32,7 +32,8 @@ pub struct Admit {
     /// waits on fsyncs; more only added kernel contention (8 sessions: 135-155 msgs/s with
     /// four times, 182-191 with twice) and memory.
     permits: Arc<Semaphore>,
-    /// `Always`, or `Auto`: only while other messages arrive too.
+    /// `Always`, or `Auto`: only while other messages arrive too or when the sender asked for
+    /// protection.
     mode: BeforeReply,
     /// Messages between DATA and the reply right now.
     arriving: Arc<AtomicUsize>,
@@ -92,14 +93,19 @@ impl Admit {
         if env.internal || env.already_processed {
             return Ok(Admitted::Queue);
         }
-        // A lone message: queued at once, it is examined on the other cores while the client
-        // sends the next one, which is quicker than making the client wait for both.
-        if self.mode == BeforeReply::Auto && self.arriving.load(Ordering::Relaxed) <= 1 {
-            return Ok(Admitted::Queue);
-        }
         let Some(bytes) = inc.share() else {
             return Ok(Admitted::Queue);
         };
+        // A lone message that the sender did not ask to protect: queued at once, it is
+        // examined on the other core while the client sends the next one, which is quicker
+        // than making the client wait for both. One that will most likely be protected is
+        // quicker done here: its original is never written to the queue.
+        if self.mode == BeforeReply::Auto
+            && self.arriving.load(Ordering::Relaxed) <= 1
+            && !self.pipeline.sender_asks_protection(&bytes)
+        {
+            return Ok(Admitted::Queue);
+        }
         let Ok(_permit) = self.permits.clone().acquire_owned().await else {
             return Ok(Admitted::Queue);
         };

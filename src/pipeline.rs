@@ -38,6 +38,23 @@ impl Pipeline {
         self.examine_limited(&limits, message, recipients)
     }
 
+    /// Whether the sender asked for protection (a subject tag or `X-Sluis-Mode`), read from
+    /// the header as written: a reason to do the work before the reply, never a decision.
+    pub fn sender_asks_protection(&self, message: &[u8]) -> bool {
+        let policy = self.policy.get();
+        let n = crate::headers::block_len(message);
+        let mut choice = tags::SenderChoice::default();
+        for f in crate::headers::split_fields(&message[..n]) {
+            if f.name.eq_ignore_ascii_case("subject") {
+                let (_, c) = tags::parse_subject(&crate::headers::unfold(f.value), &policy.tags);
+                choice.protection = choice.protection.max(c.protection);
+                choice.unsecure |= c.unsecure;
+            }
+        }
+        tags::controls(message, &mut choice, &policy.tags);
+        choice.protection.is_some() && !choice.unsecure
+    }
+
     fn examine_limited(
         &self,
         limits: &inspect::Limits,

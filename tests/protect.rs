@@ -390,10 +390,11 @@ fn bdat_mail_is_protected_before_the_reply() {
     assert_eq!(read_blob(&store, &msg.files[0].blob, &dek), file);
 }
 
-/// `auto`: a lone message is queued first; one that ends while another is still arriving is
-/// protected before its reply.
+/// `auto`: a lone message is protected before its reply when the sender asked for protection,
+/// and queued first otherwise (here: protection forced by the policy); one that ends while
+/// another is still arriving is protected before its reply.
 #[test]
-fn auto_protects_before_the_reply_only_while_others_arrive() {
+fn auto_protects_before_the_reply_when_asked_or_while_others_arrive() {
     let cap = Capture::start();
     let sluis = start(&cap);
     let u = unique("auto");
@@ -404,11 +405,27 @@ fn auto_protects_before_the_reply_only_while_others_arrive() {
             &[("a.bin", noise(20_000, 5))],
         )
     };
+    let forced = |n: &str| {
+        mail(
+            &format!("To: p@extern.test\r\nSubject: {u} {n}\r\n"),
+            "Burgerservicenummer 111222333.",
+            &[],
+        )
+    };
+    let protected_early = || {
+        sluis
+            .log()
+            .matches("accepted; protected copies queued")
+            .count()
+    };
     let mut lone = sluis.session();
-    lone.send_mail("arts@org.test", &["p@extern.test"], &tagged("lone"));
-    cap.wait_for_containing(&format!("{u} lone"), ARRIVAL);
+    lone.send_mail("arts@org.test", &["p@extern.test"], &forced("forced"));
+    link_token(&cap.wait_for_containing(&format!("{u} forced"), ARRIVAL));
     assert!(sluis.log().contains("sluis::smtp::session: queued"));
-    assert!(!sluis.log().contains("accepted; protected copies queued"));
+    assert_eq!(protected_early(), 0, "{}", sluis.log());
+    lone.send_mail("arts@org.test", &["p@extern.test"], &tagged("lone"));
+    assert_eq!(protected_early(), 1, "{}", sluis.log());
+    link_token(&cap.wait_for_containing(&format!("{u} lone"), ARRIVAL));
 
     // A second client is in the middle of its DATA while the first one ends.
     let mut slow = sluis.session();
@@ -419,16 +436,8 @@ fn auto_protects_before_the_reply_only_while_others_arrive() {
     let (head, tail) = slow_mail.split_at(slow_mail.len() / 2);
     slow.send(head);
     let mut busy = sluis.session();
-    busy.send_mail("arts@org.test", &["p@extern.test"], &tagged("busy"));
-    assert_eq!(
-        sluis
-            .log()
-            .matches("accepted; protected copies queued")
-            .count(),
-        1,
-        "{}",
-        sluis.log()
-    );
+    busy.send_mail("arts@org.test", &["p@extern.test"], &forced("busy"));
+    assert_eq!(protected_early(), 2, "{}", sluis.log());
     slow.send(tail);
     slow.expect_reply("250 2.0.0 OK queued as");
     for n in ["busy", "slow"] {

@@ -175,6 +175,26 @@ fn when_sealing_fails_before_the_reply_the_message_waits_and_nothing_leaves() {
     when_sealing_fails("always");
 }
 
+/// Sends a `[secure files]` mail with one attachment and waits until the relay defers it
+/// because protection failed.
+fn send_and_see_it_deferred(sluis: &Sluis, u: &str, file: Vec<u8>) {
+    smtplib_send(
+        sluis,
+        "arts@org.test",
+        &["p@extern.test"],
+        &mail(
+            &format!("To: p@extern.test\r\nSubject: [secure files] {u}\r\n"),
+            "Tekst",
+            &[("a.bin", file)],
+        ),
+    );
+    poll(ARRIVAL, "the message to be deferred", || {
+        output_text(&sluis.cli(&["queue", "list"]))
+            .contains("cannot protect message")
+            .then_some(())
+    });
+}
+
 fn when_sealing_fails(mode: &str) {
     let cap = Capture::start();
     let sluis = start_examining(&cap, mode);
@@ -184,21 +204,7 @@ fn when_sealing_fails(mode: &str) {
     std::fs::remove_dir_all(&tmp).unwrap();
     std::fs::write(&tmp, b"in the way").unwrap();
     let u = unique("fail");
-    smtplib_send(
-        &sluis,
-        "arts@org.test",
-        &["p@extern.test"],
-        &mail(
-            &format!("To: p@extern.test\r\nSubject: [secure files] {u}\r\n"),
-            "Tekst",
-            &[("a.bin", b"inhoud".to_vec())],
-        ),
-    );
-    poll(ARRIVAL, "the message to be deferred", || {
-        output_text(&sluis.cli(&["queue", "list"]))
-            .contains("cannot protect message")
-            .then_some(())
-    });
+    send_and_see_it_deferred(&sluis, &u, b"inhoud".to_vec());
     std::thread::sleep(Duration::from_secs(2));
     assert!(cap.messages().is_empty(), "nothing left unprotected");
     std::fs::remove_file(&tmp).unwrap();
@@ -207,6 +213,44 @@ fn when_sealing_fails(mode: &str) {
     let m = cap.wait_for_containing(&u, ARRIVAL);
     assert!(!m.text().contains("aW5ob3Vk"), "attachment removed");
     link_token(&m);
+}
+
+/// The blobs are made durable while the metadata is written: when that fails (no fan-out
+/// folder can take a blob), the half-stored message is shredded again, nothing leaves, and
+/// the relay protects the message anew once the store works.
+#[test]
+fn when_a_blob_cannot_be_made_durable_the_stored_half_is_removed_and_nothing_leaves() {
+    let cap = Capture::start();
+    let mut sluis = start_examining(&cap, "always");
+    let blobs = sluis.data_dir.join("blobs");
+    let fanout: Vec<PathBuf> = (0..=255u8)
+        .map(|b| blobs.join(format!("{b:02x}")))
+        .collect();
+    for d in &fanout {
+        std::fs::remove_dir(d).unwrap();
+        std::fs::write(d, b"in the way").unwrap();
+    }
+    let u = unique("commit");
+    send_and_see_it_deferred(&sluis, &u, noise(300_000, 9));
+    assert!(cap.messages().is_empty(), "nothing left unprotected");
+    let tmp = all_files(&blobs.join("tmp"));
+    assert!(tmp.is_empty(), "staged blobs removed: {tmp:?}");
+    for d in &fanout {
+        std::fs::remove_file(d).unwrap();
+        std::fs::create_dir(d).unwrap();
+    }
+    assert!(sluis.cli(&["queue", "retry"]).status.success());
+    let token = link_token(&cap.wait_for_containing(&u, ARRIVAL));
+    sluis.terminate(Duration::from_secs(20));
+    let store = open_store(&sluis.data_dir);
+    let live = store.meta.expired(i64::MAX).unwrap();
+    let (mid, _) = store.meta.link_for_token(&token).unwrap().unwrap();
+    assert_eq!(live, vec![mid], "only the message that went out is stored");
+    let (msg, dek) = store.meta.get_message(mid).unwrap().unwrap();
+    assert_eq!(
+        read_blob(&store, &msg.files[0].blob, &dek),
+        noise(300_000, 9)
+    );
 }
 
 #[test]

@@ -60,8 +60,9 @@ pub struct PolicyConfig {
 #[serde(rename_all = "lowercase")]
 pub enum BeforeReply {
     /// When other messages are arriving at the same time (the cores are busy, so the work it
-    /// saves counts most); a lone message is queued first and examined while the client goes
-    /// on, so the two overlap.
+    /// saves counts most), or when the sender asked for protection (a tag or `X-Sluis-Mode`:
+    /// the original then never goes through the queue); any other lone message is queued
+    /// first and examined while the client goes on, so the two overlap.
     #[default]
     Auto,
     Always,

@@ -218,9 +218,11 @@ impl Protector {
 
         let dek = DataKey::generate();
         let blobs = self.store.blobs.as_ref();
+        let mut staged = Vec::with_capacity(files.len() + 1);
         let mut records = Vec::with_capacity(files.len());
         for f in &files {
-            let info = blobs.put(&dek, &mut f.data.as_ref())?;
+            let blob = blobs.stage_bytes(&dek, &f.data)?;
+            let info = blob.info();
             records.push(FileRecord {
                 name: f.name.clone(),
                 content_type: f.content_type.clone(),
@@ -230,16 +232,20 @@ impl Protector {
                 download_limit: fs.download_limit,
                 blocked: false,
             });
+            staged.push(blob);
         }
         let body = if protection == Protection::SecureMessage {
             let b = parts::body_message(req.original, &decoded, &subject)
                 .map_err(ProtectError::Build)?;
-            let info = blobs.put(&dek, &mut b.as_slice())?;
-            Some(BodyRecord {
+            let blob = blobs.stage_bytes(&dek, &b)?;
+            let info = blob.info();
+            let record = BodyRecord {
                 blob: info.id,
                 size: info.size,
                 sha256: info.sha256,
-            })
+            };
+            staged.push(blob);
+            Some(record)
         } else {
             None
         };
@@ -257,13 +263,64 @@ impl Protector {
             files: records,
             blocked: false,
         };
+        // The blobs are made durable on another thread while the metadata is written and
+        // flushed and the copies are built: both are durable before this returns, so before
+        // any copy is queued. A crash in between leaves at most a stored message that no copy
+        // links to (removed when it expires).
+        let committed = std::thread::scope(|s| {
+            let committing =
+                s.spawn(move || staged.into_iter().try_for_each(|b| b.commit().map(drop)));
+            let built = self.store_and_build(&msg, &dek, req, &decoded);
+            let committed = committing.join().expect("committing blobs does not panic");
+            committed.map_err(ProtectError::from).and(built)
+        });
+        let built = match committed {
+            Ok(built) => built,
+            Err(e) => {
+                // Whatever of it became durable goes again: the relay protects it anew.
+                if let Err(e2) = self.store.shred(id, req.now, EventKind::Shredded) {
+                    tracing::warn!(message = %id, error = %e2, "cannot remove a half-stored message");
+                }
+                return Err(e);
+            }
+        };
+        let copies = built
+            .into_iter()
+            .enumerate()
+            .map(|(r, bytes)| Outgoing {
+                rcpt: rcpt_of[r],
+                store_rcpt: r as u32,
+                bytes,
+            })
+            .collect();
+        Ok(Outcome::Protected(Protected {
+            message: id,
+            protection,
+            copies,
+            refused,
+            ignored,
+        }))
+    }
+}
+
+impl Protector {
+    /// Writes the message record, one link per recipient and the `Stored` event, flushes them,
+    /// and builds each recipient's rewritten copy (DKIM-signed when configured), in the order
+    /// of `msg.recipients`.
+    fn store_and_build(
+        &self,
+        msg: &Message,
+        dek: &DataKey,
+        req: &Request<'_>,
+        decoded: &Parsed<'_>,
+    ) -> Result<Vec<Vec<u8>>, ProtectError> {
         let meta = self.store.meta.as_ref();
-        meta.put_message(&msg, &dek)?;
+        meta.put_message(msg, dek)?;
         let mut links = Vec::with_capacity(msg.recipients.len());
         for r in 0..msg.recipients.len() {
-            links.push(meta.new_link(id, r as u32)?);
+            links.push(meta.new_link(msg.id, r as u32)?);
         }
-        meta.add_event(id, &Event::new(req.now, EventKind::Stored))?;
+        meta.add_event(msg.id, &Event::new(req.now, EventKind::Stored))?;
         meta.flush()?;
 
         let infos: Vec<FileInfo> = msg
@@ -276,16 +333,17 @@ impl Protector {
             .collect();
         let expires = DateTime::<Utc>::from_timestamp(msg.expires, 0).unwrap_or_else(Utc::now);
         let host = crate::config::web::host_of(&self.public_url);
-        let sender_shown = sender_shown(parsed);
+        let sender_shown = sender_shown(&decoded.msg);
+        let protection = match msg.protection {
+            Protection::PublicFiles => schema::Protection::PublicFiles,
+            Protection::SecureFiles => schema::Protection::SecureFiles,
+            Protection::SecureMessage => schema::Protection::SecureMessage,
+        };
         let mut copies = Vec::with_capacity(links.len());
-        for (r, token) in links.iter().enumerate() {
+        for token in &links {
             let link = self.link(token.as_str());
             let copy = rewrite::Copy {
-                protection: match protection {
-                    Protection::PublicFiles => schema::Protection::PublicFiles,
-                    Protection::SecureFiles => schema::Protection::SecureFiles,
-                    Protection::SecureMessage => schema::Protection::SecureMessage,
-                },
+                protection,
                 org_name: &self.org_name,
                 portal_host: host,
                 language: &self.language,
@@ -294,26 +352,16 @@ impl Protector {
                 expires,
                 files: &infos,
                 neutral_subject: req.settings.neutral_subject,
-                subject: &subject,
+                subject: &msg.subject,
             };
             let mut bytes =
-                rewrite::build_from(req.original, &decoded, &copy).map_err(ProtectError::Build)?;
+                rewrite::build_from(req.original, decoded, &copy).map_err(ProtectError::Build)?;
             if let Some(s) = &self.dkim {
                 bytes = s.sign(&bytes)?;
             }
-            copies.push(Outgoing {
-                rcpt: rcpt_of[r],
-                store_rcpt: r as u32,
-                bytes,
-            });
+            copies.push(bytes);
         }
-        Ok(Outcome::Protected(Protected {
-            message: id,
-            protection,
-            copies,
-            refused,
-            ignored,
-        }))
+        Ok(copies)
     }
 }
 

@@ -98,7 +98,7 @@ fn blob_files_hold_no_plaintext_and_sit_in_fanout_dirs() {
     let info = s.put(&dek, &mut &text[..]).unwrap();
     let path = s.path_of(&info.id);
     let hex = info.id.to_string();
-    assert!(path.ends_with(format!("{}/{}/{hex}", &hex[..2], &hex[2..4])));
+    assert!(path.ends_with(format!("blobs/{}/{hex}", &hex[..2])));
     let sealed = std::fs::read(&path).unwrap();
     assert!(!sealed.windows(9).any(|w| w == b"salarisli"));
     use std::os::unix::fs::PermissionsExt;
@@ -221,3 +221,88 @@ fn failing_source_leaves_nothing_behind() {
     let tmp = std::fs::read_dir(dir.path().join("blobs/tmp")).unwrap();
     assert_eq!(tmp.count(), 0);
 }
+
+#[test]
+fn open_makes_every_fanout_folder() {
+    let (dir, _s) = store();
+    for b in 0..=255u8 {
+        assert!(
+            dir.path().join(format!("blobs/{b:02x}")).is_dir(),
+            "{b:02x}"
+        );
+    }
+}
+
+#[test]
+fn staged_blobs_are_removed_unless_committed() {
+    let (dir, s) = store();
+    let dek = DataKey::generate();
+    let data: Vec<u8> = (0..HASH_APART_TEST).map(|i| (i % 253) as u8).collect();
+    let tmp_count = || {
+        std::fs::read_dir(dir.path().join("blobs/tmp"))
+            .unwrap()
+            .count()
+    };
+    let staged = s.stage_bytes(&dek, &data).unwrap();
+    let id = staged.info().id;
+    assert_eq!(tmp_count(), 1);
+    assert!(
+        !s.path_of(&id).exists(),
+        "not under its id before the commit"
+    );
+    drop(staged);
+    assert_eq!(tmp_count(), 0);
+    assert!(matches!(
+        s.open(&id, &dek),
+        Err(StoreError::BlobNotFound(_))
+    ));
+
+    // Hashed on a second thread or not, the same answer as streaming it.
+    for len in [
+        0,
+        1,
+        CHUNK,
+        HASH_APART_TEST - 1,
+        HASH_APART_TEST,
+        3 * HASH_APART_TEST + 7,
+    ] {
+        let data: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
+        let staged = s.stage_bytes(&dek, &data).unwrap();
+        let info = staged.commit().unwrap();
+        assert_eq!(
+            info.sha256,
+            <[u8; 32]>::from(Sha256::digest(&data)),
+            "len {len}"
+        );
+        assert_eq!(info.size, len as u64);
+        assert_eq!(read_all(s.open(&info.id, &dek)).unwrap(), data, "len {len}");
+    }
+    assert_eq!(tmp_count(), 0);
+}
+
+#[test]
+fn commit_makes_a_fanout_folder_removed_by_hand_again() {
+    let (dir, s) = store();
+    let dek = DataKey::generate();
+    let staged = s.stage_bytes(&dek, b"weer terug").unwrap();
+    let id = staged.info().id;
+    let fan = s.path_of(&id).parent().unwrap().to_path_buf();
+    std::fs::remove_dir(&fan).unwrap();
+    let info = staged.commit().unwrap();
+    assert!(fan.is_dir());
+    assert_eq!(read_all(s.open(&info.id, &dek)).unwrap(), b"weer terug");
+    // Something else in its place is an error, and the staged blob does not linger.
+    let staged = s.stage_bytes(&dek, b"nergens").unwrap();
+    let fan = s.path_of(&staged.info().id).parent().unwrap().to_path_buf();
+    std::fs::remove_dir_all(&fan).unwrap();
+    std::fs::write(&fan, b"in the way").unwrap();
+    assert!(staged.commit().is_err());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("blobs/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+const HASH_APART_TEST: usize = super::blob::HASH_APART;

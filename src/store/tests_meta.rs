@@ -231,7 +231,6 @@ fn shred_makes_the_message_unreadable_and_removes_blobs() {
         .path()
         .join("blobs")
         .join(&blob.to_string()[..2])
-        .join(&blob.to_string()[2..4])
         .join(blob.to_string());
     assert!(blob_path.exists());
 
