@@ -16,11 +16,12 @@ use crate::policy::decide::Decision;
 use crate::policy::schema::{self, Settings, TagWords};
 use crate::rewrite::{self, FileInfo};
 use crate::store::{
-    Auth, BodyRecord, DataKey, Event, EventKind, FileRecord, Message, MessageId, PasswordDelivery,
-    Protection, Recipient, RecipientKind, Store, StoreError,
+    Auth, BlobId, BodyRecord, DataKey, Event, EventKind, FileRecord, Message, MessageId,
+    PasswordDelivery, Protection, Recipient, RecipientKind, Store, StoreError,
 };
 use chrono::{DateTime, Utc};
 use mail_parser::Message as Mime;
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -216,70 +217,82 @@ impl Protector {
             }));
         }
 
+        let body_message = match protection {
+            Protection::SecureMessage => Some(
+                parts::body_message(req.original, &decoded, &subject)
+                    .map_err(ProtectError::Build)?,
+            ),
+            _ => None,
+        };
+        // Every blob gets its id now: the files in message order, then the body.
         let dek = DataKey::generate();
-        let blobs = self.store.blobs.as_ref();
-        let mut staged = Vec::with_capacity(files.len() + 1);
-        let mut records = Vec::with_capacity(files.len());
-        for f in &files {
-            let blob = blobs.stage_bytes(&dek, &f.data)?;
-            let info = blob.info();
-            records.push(FileRecord {
-                name: f.name.clone(),
-                content_type: f.content_type.clone(),
-                size: info.size,
-                blob: info.id,
-                sha256: info.sha256,
-                download_limit: fs.download_limit,
-                blocked: false,
+        let contents: Vec<(BlobId, &[u8])> = files
+            .iter()
+            .map(|f| f.data.as_ref())
+            .chain(body_message.as_deref())
+            .map(|data| (BlobId::random(), data))
+            .collect();
+        // The blobs are sealed and made durable on another thread while this one hashes them,
+        // writes and flushes the metadata and builds the copies; both are done before this
+        // returns, so before any copy is queued. A crash in between leaves at most a stored
+        // message that no copy links to (removed when it expires).
+        let done = std::thread::scope(|s| {
+            let writing = s.spawn(|| {
+                let blobs = self.store.blobs.as_ref();
+                contents
+                    .iter()
+                    .try_for_each(|(id, data)| blobs.put_bytes(id, &dek, data))
             });
-            staged.push(blob);
-        }
-        let body = if protection == Protection::SecureMessage {
-            let b = parts::body_message(req.original, &decoded, &subject)
-                .map_err(ProtectError::Build)?;
-            let blob = blobs.stage_bytes(&dek, &b)?;
-            let info = blob.info();
-            let record = BodyRecord {
-                blob: info.id,
-                size: info.size,
-                sha256: info.sha256,
+            let mut sums = contents.iter().map(|(id, data)| {
+                let sha256: [u8; 32] = Sha256::digest(data).into();
+                (*id, data.len() as u64, sha256)
+            });
+            let records = files
+                .iter()
+                .zip(sums.by_ref())
+                .map(|(f, (blob, size, sha256))| FileRecord {
+                    name: f.name.clone(),
+                    content_type: f.content_type.clone(),
+                    size,
+                    blob,
+                    sha256,
+                    download_limit: fs.download_limit,
+                    blocked: false,
+                })
+                .collect();
+            let body = sums
+                .next()
+                .map(|(blob, size, sha256)| BodyRecord { blob, size, sha256 });
+            let msg = Message {
+                id,
+                sender: sender_address(parsed),
+                subject: subject.clone(),
+                created: req.now,
+                expires: fs.expires,
+                protection,
+                auth,
+                rfc_message_id: parsed.message_id().map(str::to_string),
+                body,
+                recipients,
+                files: records,
+                blocked: false,
             };
-            staged.push(blob);
-            Some(record)
-        } else {
-            None
-        };
-        let msg = Message {
-            id,
-            sender: sender_address(parsed),
-            subject: subject.clone(),
-            created: req.now,
-            expires: fs.expires,
-            protection,
-            auth,
-            rfc_message_id: parsed.message_id().map(str::to_string),
-            body,
-            recipients,
-            files: records,
-            blocked: false,
-        };
-        // The blobs are made durable on another thread while the metadata is written and
-        // flushed and the copies are built: both are durable before this returns, so before
-        // any copy is queued. A crash in between leaves at most a stored message that no copy
-        // links to (removed when it expires).
-        let committed = std::thread::scope(|s| {
-            let committing =
-                s.spawn(move || staged.into_iter().try_for_each(|b| b.commit().map(drop)));
             let built = self.store_and_build(&msg, &dek, req, &decoded);
-            let committed = committing.join().expect("committing blobs does not panic");
-            committed.map_err(ProtectError::from).and(built)
+            let written = writing.join().expect("writing blobs does not panic");
+            written.map_err(ProtectError::from).and(built)
         });
-        let built = match committed {
+        let built = match done {
             Ok(built) => built,
             Err(e) => {
                 // Whatever of it became durable goes again: the relay protects it anew.
                 if let Err(e2) = self.store.shred(id, req.now, EventKind::Shredded) {
                     tracing::warn!(message = %id, error = %e2, "cannot remove a half-stored message");
+                }
+                for (blob, _) in &contents {
+                    match self.store.blobs.delete(blob) {
+                        Ok(()) | Err(StoreError::BlobNotFound(_)) => {}
+                        Err(e2) => tracing::warn!(%blob, error = %e2, "cannot remove a blob"),
+                    }
                 }
                 return Err(e);
             }

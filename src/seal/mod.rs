@@ -4,7 +4,10 @@
 //! content is encrypted in 64 KiB chunks with the STREAM construction, so any size is sealed and
 //! opened in flat memory and truncation or reordering is detected.
 
+mod parallel;
 mod stream;
+
+pub use parallel::seal_to_file;
 
 use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};

@@ -31,6 +31,14 @@ impl Stream {
         }
     }
 
+    /// A stream that goes on at chunk `counter`: chunks of one blob can be sealed apart.
+    pub(super) fn at(key: &[u8; 32], prefix: &[u8; NONCE_PREFIX], counter: u32) -> Stream {
+        Stream {
+            counter,
+            ..Stream::new(key, prefix)
+        }
+    }
+
     fn next_nonce(&mut self, last: bool) -> Result<Nonce, StreamError> {
         if self.finished {
             return Err(StreamError);

@@ -2,11 +2,12 @@
 //! per blob under `blobs/ab/<id>`; an S3-compatible store can take the same trait.
 
 use super::{BlobId, DataKey, Result, StoreError};
-use crate::seal::{CHUNK, SealReader, SealWriter};
+use crate::seal::{CHUNK, SealReader, SealWriter, seal_to_file};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, SystemTime};
 
 /// What [`BlobStore::put`] stored: the id and the plaintext's size and SHA-256.
@@ -17,31 +18,17 @@ pub struct BlobInfo {
     pub sha256: [u8; 32],
 }
 
-/// A blob sealed and written but not yet durable. [`Staged::commit`] makes it durable under its
-/// id; dropped uncommitted, it is removed. Staging first lets a caller make several blobs and
-/// its metadata durable at the same time instead of one after another.
-pub trait Staged: Send {
-    fn info(&self) -> &BlobInfo;
-    fn commit(self: Box<Self>) -> Result<BlobInfo>;
-}
-
 /// Sealed blobs (file contents, message bodies), each sealed with its message's data key and
 /// bound to its own id, so blobs cannot be swapped undetected. Blocking I/O: async callers run
 /// these in `spawn_blocking`.
 pub trait BlobStore: Send + Sync {
-    /// Streams `src` into a new sealed blob, in flat memory for any size; not durable until
-    /// committed.
-    fn stage(&self, dek: &DataKey, src: &mut dyn Read) -> Result<Box<dyn Staged>>;
+    /// Streams `src` into a new sealed blob, in flat memory for any size. Durable on return.
+    fn put(&self, dek: &DataKey, src: &mut dyn Read) -> Result<BlobInfo>;
 
-    /// [`BlobStore::stage`] for content already in memory.
-    fn stage_bytes(&self, dek: &DataKey, data: &[u8]) -> Result<Box<dyn Staged>> {
-        self.stage(dek, &mut &data[..])
-    }
-
-    /// Streams `src` into a new sealed blob. Durable on return.
-    fn put(&self, dek: &DataKey, src: &mut dyn Read) -> Result<BlobInfo> {
-        self.stage(dek, src)?.commit()
-    }
+    /// Seals `data` into a new blob under `id` (fresh from [`BlobId::random`]). Durable on
+    /// return. The caller knows the id, size and checksum beforehand, so it can write the
+    /// metadata naming the blob while this runs.
+    fn put_bytes(&self, id: &BlobId, dek: &DataKey, data: &[u8]) -> Result<()>;
 
     /// A reader that decrypts on the fly; altered or truncated content fails with an
     /// `InvalidData` error, never as altered bytes.
@@ -60,11 +47,67 @@ fn blob_ctx(id: &BlobId) -> Vec<u8> {
 /// Unfinished writes older than this are removed when the store opens.
 const STALE_TMP: Duration = Duration::from_secs(3600);
 
-/// From this size on, [`FsBlobStore::stage_bytes`] hashes on a second thread while it seals.
-pub(super) const HASH_APART: usize = 256 * 1024;
-
 pub struct FsBlobStore {
     root: PathBuf,
+    spares: Spares,
+}
+
+/// Empty temporary files made ahead by a helper thread: creating a file can cost as much as
+/// writing a megabyte into it, and need not be on the way of the blob being written.
+struct Spares {
+    tmp: PathBuf,
+    ready: Arc<Mutex<Vec<(PathBuf, File)>>>,
+    /// Asks the helper (started at first use) for one more.
+    refill: OnceLock<mpsc::Sender<()>>,
+}
+
+/// Spare files kept at most.
+const SPARES: usize = 4;
+
+impl Spares {
+    fn take(&self) -> Option<(PathBuf, File)> {
+        let spare = self.ready.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let _ = self.refill.get_or_init(|| self.start()).send(());
+        spare
+    }
+
+    /// The helper makes a spare file for every request, up to [`SPARES`]; it ends with the
+    /// store. A file it cannot make (disk full, folder gone) is simply not there: the writer
+    /// then makes its own and sees the error.
+    fn start(&self) -> mpsc::Sender<()> {
+        let (tx, rx) = mpsc::channel::<()>();
+        let (tmp, ready) = (self.tmp.clone(), self.ready.clone());
+        let spawned = std::thread::Builder::new()
+            .name("blob-spares".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    if ready.lock().unwrap_or_else(|e| e.into_inner()).len() >= SPARES {
+                        continue;
+                    }
+                    let path = tmp.join(format!("{}.tmp", BlobId::random()));
+                    if let Ok(f) = new_file(&path) {
+                        ready
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((path, f));
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the blob spare-file helper");
+        }
+        tx
+    }
+}
+
+/// A new file, only for this user, that did not exist before.
+fn new_file(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 fn mkdir(path: &Path) -> io::Result<bool> {
@@ -86,6 +129,11 @@ impl FsBlobStore {
         }
         let store = FsBlobStore {
             root: root.to_path_buf(),
+            spares: Spares {
+                tmp: root.join("tmp"),
+                ready: Arc::default(),
+                refill: OnceLock::new(),
+            },
         };
         let mut made = mkdir(&store.tmp_dir())?;
         for b in 0..=255u8 {
@@ -110,6 +158,11 @@ impl FsBlobStore {
         Ok(store)
     }
 
+    #[cfg(test)]
+    pub(super) fn spares_ready(&self) -> usize {
+        self.spares.ready.lock().unwrap().len()
+    }
+
     fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
     }
@@ -119,16 +172,16 @@ impl FsBlobStore {
         self.root.join(&hex[..2]).join(hex)
     }
 
-    /// A new temporary file and the writer that seals into it.
-    fn create(&self, dek: &DataKey) -> Result<(Pending, SealWriter<EarlyWrite>)> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let id = BlobId::random();
-        let tmp = self.tmp_dir().join(format!("{id}.tmp"));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+    /// A new temporary file for blob `id`: a spare one when there is one.
+    fn create(&self, id: BlobId) -> Result<(Pending, File)> {
+        let (tmp, file) = match self.spares.take() {
+            Some(spare) => spare,
+            None => {
+                let tmp = self.tmp_dir().join(format!("{id}.tmp"));
+                let file = new_file(&tmp)?;
+                (tmp, file)
+            }
+        };
         let pending = Pending {
             tmp,
             dest: self.path_of(&id),
@@ -139,13 +192,28 @@ impl FsBlobStore {
                 sha256: [0; 32],
             },
         };
-        let w = SealWriter::with_key_bound(dek.expose(), &blob_ctx(&id), EarlyWrite::new(file))?;
-        Ok((pending, w))
+        Ok((pending, file))
     }
 }
 
-/// Starts writing a blob to the disk while it is still being sealed, so that the fsync at
-/// commit waits for little more than the last piece.
+/// Starts write-out of a range of `file` that was just written, so that the fsync at commit
+/// waits for little more than the last piece.
+fn start_write_out(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor; the call only starts write-out of dirty pages in the
+    // range (no wait, no data change). Failure is harmless: the fsync at commit writes
+    // whatever is left.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as i64,
+            len as i64,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+/// Starts writing a streamed blob to the disk while it is still being sealed.
 struct EarlyWrite {
     file: File,
     written: u64,
@@ -174,18 +242,7 @@ impl Write for EarlyWrite {
         let n = self.file.write(buf)?;
         self.written += n as u64;
         if self.written - self.started >= EARLY_WRITE {
-            use std::os::fd::AsRawFd;
-            // SAFETY: a valid open descriptor and a range within the file; the call only
-            // starts write-out of dirty pages (no wait, no data change). Failure is harmless:
-            // the fsync at commit writes whatever is left.
-            unsafe {
-                libc::sync_file_range(
-                    self.file.as_raw_fd(),
-                    self.started as i64,
-                    (self.written - self.started) as i64,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
+            start_write_out(&self.file, self.started, self.written - self.started);
             self.started = self.written;
         }
         Ok(n)
@@ -196,7 +253,8 @@ impl Write for EarlyWrite {
     }
 }
 
-/// A sealed blob in the temporary directory. Removed when dropped before [`Staged::commit`].
+/// A blob being sealed into the temporary directory; removed when dropped before
+/// [`Pending::commit`].
 struct Pending {
     tmp: PathBuf,
     dest: PathBuf,
@@ -214,13 +272,9 @@ impl Drop for Pending {
     }
 }
 
-impl Staged for Pending {
-    fn info(&self) -> &BlobInfo {
-        &self.info
-    }
-
+impl Pending {
     /// fsync, rename into its fan-out directory, fsync that directory.
-    fn commit(mut self: Box<Self>) -> Result<BlobInfo> {
+    fn commit(mut self) -> Result<BlobInfo> {
         let file = self.file.take().expect("a staged blob has its file");
         file.sync_all()?;
         drop(file);
@@ -240,8 +294,11 @@ impl Staged for Pending {
 }
 
 impl BlobStore for FsBlobStore {
-    fn stage(&self, dek: &DataKey, src: &mut dyn Read) -> Result<Box<dyn Staged>> {
-        let (mut pending, mut w) = self.create(dek)?;
+    fn put(&self, dek: &DataKey, src: &mut dyn Read) -> Result<BlobInfo> {
+        let id = BlobId::random();
+        let (mut pending, file) = self.create(id)?;
+        let mut w =
+            SealWriter::with_key_bound(dek.expose(), &blob_ctx(&id), EarlyWrite::new(file))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; CHUNK];
         loop {
@@ -257,25 +314,22 @@ impl BlobStore for FsBlobStore {
         }
         pending.file = Some(w.finish()?.into_file());
         pending.info.sha256 = hasher.finalize().into();
-        Ok(Box::new(pending))
+        pending.commit()
     }
 
-    /// Seals straight from `data`; a large one is hashed on a second thread meanwhile.
-    fn stage_bytes(&self, dek: &DataKey, data: &[u8]) -> Result<Box<dyn Staged>> {
-        let (mut pending, mut w) = self.create(dek)?;
-        let (sealed, sha) = std::thread::scope(|s| {
-            let hashing = (data.len() >= HASH_APART).then(|| s.spawn(|| Sha256::digest(data)));
-            let sealed = w.write_all(data).and_then(|()| w.finish());
-            let sha = match hashing {
-                Some(h) => h.join().expect("hashing does not panic"),
-                None => Sha256::digest(data),
-            };
-            (sealed, sha)
-        });
-        pending.file = Some(sealed?.into_file());
-        pending.info.size = data.len() as u64;
-        pending.info.sha256 = sha.into();
-        Ok(Box::new(pending))
+    /// Seals straight from `data`, a large one on two threads.
+    fn put_bytes(&self, id: &BlobId, dek: &DataKey, data: &[u8]) -> Result<()> {
+        let (mut pending, file) = self.create(*id)?;
+        seal_to_file(
+            dek.expose(),
+            &blob_ctx(id),
+            data,
+            &file,
+            2,
+            &|offset, len| start_write_out(&file, offset, len),
+        )?;
+        pending.file = Some(file);
+        pending.commit().map(drop)
     }
 
     fn open(&self, id: &BlobId, dek: &DataKey) -> Result<Box<dyn Read + Send>> {

@@ -32,7 +32,7 @@ mod tests_keys;
 #[cfg(test)]
 mod tests_meta;
 
-pub use blob::{BlobInfo, BlobStore, FsBlobStore, Staged};
+pub use blob::{BlobInfo, BlobStore, FsBlobStore};
 pub(crate) use keys::ct_eq;
 pub use keys::{DataKey, WrappedKey, rewrap, unwrap, wrap};
 pub use meta::{Download, MetaStore};

@@ -4,6 +4,7 @@ use super::*;
 use crate::seal::{CHUNK, KEYED_HEADER_LEN};
 use sha2::{Digest, Sha256};
 use std::io::{self, Read};
+use std::path::PathBuf;
 
 /// A deterministic byte stream of `left` bytes: a prime-length pattern, so no chunk repeats.
 pub(super) struct Gen {
@@ -104,9 +105,16 @@ fn blob_files_hold_no_plaintext_and_sit_in_fanout_dirs() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
-    // Nothing left in the temporary directory.
-    let tmp = std::fs::read_dir(dir.path().join("blobs/tmp")).unwrap();
-    assert_eq!(tmp.count(), 0);
+    assert_eq!(leftovers(dir.path()), Vec::<PathBuf>::new());
+}
+
+/// Files in the temporary folder with anything in them (spare files are empty).
+fn leftovers(root: &std::path::Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root.join("blobs/tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .collect()
 }
 
 fn read_all(r: Result<Box<dyn Read + Send>>) -> std::result::Result<Vec<u8>, String> {
@@ -218,8 +226,7 @@ fn failing_source_leaves_nothing_behind() {
     }
     let (dir, s) = store();
     assert!(s.put(&DataKey::generate(), &mut Broken(200_000)).is_err());
-    let tmp = std::fs::read_dir(dir.path().join("blobs/tmp")).unwrap();
-    assert_eq!(tmp.count(), 0);
+    assert_eq!(leftovers(dir.path()), Vec::<PathBuf>::new());
 }
 
 #[test]
@@ -234,75 +241,80 @@ fn open_makes_every_fanout_folder() {
 }
 
 #[test]
-fn staged_blobs_are_removed_unless_committed() {
+fn put_bytes_seals_under_the_given_id_at_any_size() {
     let (dir, s) = store();
     let dek = DataKey::generate();
-    let data: Vec<u8> = (0..HASH_APART_TEST).map(|i| (i % 253) as u8).collect();
-    let tmp_count = || {
-        std::fs::read_dir(dir.path().join("blobs/tmp"))
-            .unwrap()
-            .count()
-    };
-    let staged = s.stage_bytes(&dek, &data).unwrap();
-    let id = staged.info().id;
-    assert_eq!(tmp_count(), 1);
-    assert!(
-        !s.path_of(&id).exists(),
-        "not under its id before the commit"
-    );
-    drop(staged);
-    assert_eq!(tmp_count(), 0);
-    assert!(matches!(
-        s.open(&id, &dek),
-        Err(StoreError::BlobNotFound(_))
-    ));
-
-    // Hashed on a second thread or not, the same answer as streaming it.
-    for len in [
-        0,
-        1,
-        CHUNK,
-        HASH_APART_TEST - 1,
-        HASH_APART_TEST,
-        3 * HASH_APART_TEST + 7,
-    ] {
+    for len in [0, 1, CHUNK - 1, CHUNK, 8 * CHUNK, 8 * CHUNK + 1, 3 << 20] {
         let data: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
-        let staged = s.stage_bytes(&dek, &data).unwrap();
-        let info = staged.commit().unwrap();
+        let id = BlobId::random();
+        s.put_bytes(&id, &dek, &data).unwrap();
+        let on_disk = std::fs::metadata(s.path_of(&id)).unwrap().len();
+        let chunks = (len / CHUNK + 1) as u64;
         assert_eq!(
-            info.sha256,
-            <[u8; 32]>::from(Sha256::digest(&data)),
+            on_disk,
+            (KEYED_HEADER_LEN + len) as u64 + 16 * chunks,
             "len {len}"
         );
-        assert_eq!(info.size, len as u64);
-        assert_eq!(read_all(s.open(&info.id, &dek)).unwrap(), data, "len {len}");
+        assert_eq!(read_all(s.open(&id, &dek)).unwrap(), data, "len {len}");
+        // Bound to its id like any other blob.
+        let other = BlobId::random();
+        std::fs::copy(s.path_of(&id), s.path_of(&other)).unwrap();
+        assert!(read_all(s.open(&other, &dek)).is_err());
     }
-    assert_eq!(tmp_count(), 0);
+    assert_eq!(leftovers(dir.path()), Vec::<PathBuf>::new());
 }
 
 #[test]
-fn commit_makes_a_fanout_folder_removed_by_hand_again() {
+fn spare_files_are_made_ahead_and_used() {
     let (dir, s) = store();
     let dek = DataKey::generate();
-    let staged = s.stage_bytes(&dek, b"weer terug").unwrap();
-    let id = staged.info().id;
-    let fan = s.path_of(&id).parent().unwrap().to_path_buf();
-    std::fs::remove_dir(&fan).unwrap();
-    let info = staged.commit().unwrap();
-    assert!(fan.is_dir());
-    assert_eq!(read_all(s.open(&info.id, &dek)).unwrap(), b"weer terug");
-    // Something else in its place is an error, and the staged blob does not linger.
-    let staged = s.stage_bytes(&dek, b"nergens").unwrap();
-    let fan = s.path_of(&staged.info().id).parent().unwrap().to_path_buf();
-    std::fs::remove_dir_all(&fan).unwrap();
-    std::fs::write(&fan, b"in the way").unwrap();
-    assert!(staged.commit().is_err());
-    assert_eq!(
+    let tmp = || -> Vec<PathBuf> {
         std::fs::read_dir(dir.path().join("blobs/tmp"))
             .unwrap()
-            .count(),
-        0
-    );
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    s.put_bytes(&BlobId::random(), &dek, b"eerste").unwrap();
+    poll_for(|| (s.spares_ready() == 1).then_some(()));
+    let spare = tmp().first().cloned().unwrap();
+    assert_eq!(std::fs::metadata(&spare).unwrap().len(), 0);
+    // The next blob is written into that spare file, and it is replaced.
+    let id = BlobId::random();
+    s.put_bytes(&id, &dek, b"tweede").unwrap();
+    assert!(!spare.exists());
+    assert_eq!(read_all(s.open(&id, &dek)).unwrap(), b"tweede");
+    poll_for(|| (s.spares_ready() == 1).then_some(()));
+    assert_eq!(tmp().len(), 1);
+    assert_eq!(leftovers(dir.path()), Vec::<PathBuf>::new());
 }
 
-const HASH_APART_TEST: usize = super::blob::HASH_APART;
+/// Waits up to 10 s for `f` to give something.
+fn poll_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < until, "timed out");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_fanout_folder_removed_by_hand_is_made_again() {
+    let (dir, s) = store();
+    let dek = DataKey::generate();
+    let id = BlobId::random();
+    let fan = s.path_of(&id).parent().unwrap().to_path_buf();
+    std::fs::remove_dir(&fan).unwrap();
+    s.put_bytes(&id, &dek, b"weer terug").unwrap();
+    assert!(fan.is_dir());
+    assert_eq!(read_all(s.open(&id, &dek)).unwrap(), b"weer terug");
+    // Something else in its place is an error, and the blob does not linger.
+    let id = BlobId::random();
+    let fan = s.path_of(&id).parent().unwrap().to_path_buf();
+    std::fs::remove_dir_all(&fan).unwrap();
+    std::fs::write(&fan, b"in the way").unwrap();
+    assert!(s.put_bytes(&id, &dek, b"nergens").is_err());
+    assert_eq!(leftovers(dir.path()), Vec::<PathBuf>::new());
+}
