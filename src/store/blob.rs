@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, SystemTime};
 
@@ -50,6 +51,9 @@ const STALE_TMP: Duration = Duration::from_secs(3600);
 pub struct FsBlobStore {
     root: PathBuf,
     spares: Spares,
+    /// `put_bytes` calls running now: a second sealing thread only helps while the cores are
+    /// not busy with other blobs.
+    writing: AtomicUsize,
 }
 
 /// Empty temporary files made ahead by a helper thread: creating a file can cost as much as
@@ -134,6 +138,7 @@ impl FsBlobStore {
                 ready: Arc::default(),
                 refill: OnceLock::new(),
             },
+            writing: AtomicUsize::new(0),
         };
         let mut made = mkdir(&store.tmp_dir())?;
         for b in 0..=255u8 {
@@ -317,17 +322,21 @@ impl BlobStore for FsBlobStore {
         pending.commit()
     }
 
-    /// Seals straight from `data`, a large one on two threads.
+    /// Seals straight from `data`; a large one on two threads while no other is being written.
     fn put_bytes(&self, id: &BlobId, dek: &DataKey, data: &[u8]) -> Result<()> {
         let (mut pending, file) = self.create(*id)?;
-        seal_to_file(
+        let others = self.writing.fetch_add(1, Ordering::Relaxed);
+        let threads = if others == 0 { 2 } else { 1 };
+        let sealed = seal_to_file(
             dek.expose(),
             &blob_ctx(id),
             data,
             &file,
-            2,
-            &|offset, len| start_write_out(&file, offset, len),
-        )?;
+            threads,
+            &|at, len| start_write_out(&file, at, len),
+        );
+        self.writing.fetch_sub(1, Ordering::Relaxed);
+        sealed?;
         pending.file = Some(file);
         pending.commit().map(drop)
     }
