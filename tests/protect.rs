@@ -424,7 +424,11 @@ fn auto_protects_before_the_reply_when_asked_or_while_others_arrive() {
     assert!(sluis.log().contains("sluis::smtp::session: queued"));
     assert_eq!(protected_early(), 0, "{}", sluis.log());
     lone.send_mail("arts@org.test", &["p@extern.test"], &tagged("lone"));
-    assert_eq!(protected_early(), 1, "{}", sluis.log());
+    poll(
+        ARRIVAL,
+        "the tagged lone message protected before its reply",
+        || (protected_early() == 1).then_some(()),
+    );
     link_token(&cap.wait_for_containing(&format!("{u} lone"), ARRIVAL));
 
     // A second client is in the middle of its DATA while the first one ends.
@@ -437,7 +441,11 @@ fn auto_protects_before_the_reply_when_asked_or_while_others_arrive() {
     slow.send(head);
     let mut busy = sluis.session();
     busy.send_mail("arts@org.test", &["p@extern.test"], &forced("busy"));
-    assert_eq!(protected_early(), 2, "{}", sluis.log());
+    poll(
+        ARRIVAL,
+        "the message ending mid-DATA of another protected first",
+        || (protected_early() == 2).then_some(()),
+    );
     slow.send(tail);
     slow.expect_reply("250 2.0.0 OK queued as");
     for n in ["busy", "slow"] {

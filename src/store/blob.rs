@@ -104,6 +104,21 @@ impl Spares {
     }
 }
 
+impl Drop for Spares {
+    /// Spare files unused at the end go (the helper ends with its channel); any a crash
+    /// leaves are cleared an hour later, when a store opens.
+    fn drop(&mut self) {
+        for (path, _) in self
+            .ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// A new file, only for this user, that did not exist before.
 fn new_file(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;

@@ -286,6 +286,9 @@ fn spare_files_are_made_ahead_and_used() {
     poll_for(|| (s.spares_ready() == 1).then_some(()));
     assert_eq!(tmp().len(), 1);
     assert_eq!(leftovers(dir.path()), Vec::<PathBuf>::new());
+    // Closing the store removes what it made ahead.
+    drop(s);
+    assert_eq!(tmp(), Vec::<PathBuf>::new());
 }
 
 /// Waits up to 10 s for `f` to give something.
