@@ -228,6 +228,14 @@ impl From<SealError> for io::Error {
     }
 }
 
+/// The header of a blob sealed with a given data key: magic and the per-blob stream nonce.
+fn keyed_header(stream_nonce: &[u8; STREAM_NONCE]) -> [u8; KEYED_HEADER_LEN] {
+    let mut header = [0u8; KEYED_HEADER_LEN];
+    header[..8].copy_from_slice(KEYED_MAGIC);
+    header[8..].copy_from_slice(stream_nonce);
+    header
+}
+
 /// Encrypts everything written to it into `inner`.
 pub struct SealWriter<W: Write> {
     inner: W,
@@ -285,10 +293,7 @@ impl<W: Write> SealWriter<W> {
     /// the blob opens only with the same context, so blobs cannot be swapped undetected.
     pub fn with_key_bound(dek: &[u8; 32], context: &[u8], mut inner: W) -> io::Result<Self> {
         let stream_nonce = random_bytes::<STREAM_NONCE>();
-        let mut header = [0u8; KEYED_HEADER_LEN];
-        header[..8].copy_from_slice(KEYED_MAGIC);
-        header[8..].copy_from_slice(&stream_nonce);
-        inner.write_all(&header)?;
+        inner.write_all(&keyed_header(&stream_nonce))?;
         Ok(SealWriter {
             inner,
             enc: Some(Stream::new(dek, &stream_nonce)),

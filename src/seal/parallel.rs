@@ -4,7 +4,7 @@
 //! the random stream nonce) and opens with [`super::SealReader`].
 
 use super::stream::{NONCE_PREFIX, Stream, TAG};
-use super::{CHUNK, KEYED_HEADER_LEN, KEYED_MAGIC, random_bytes};
+use super::{CHUNK, KEYED_HEADER_LEN, keyed_header, random_bytes};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -24,10 +24,7 @@ pub fn seal_to_file(
     wrote: &(dyn Fn(u64, u64) + Sync),
 ) -> io::Result<u64> {
     let prefix = random_bytes::<NONCE_PREFIX>();
-    let mut header = [0u8; KEYED_HEADER_LEN];
-    header[..8].copy_from_slice(KEYED_MAGIC);
-    header[8..].copy_from_slice(&prefix);
-    file.write_all_at(&header, 0)?;
+    file.write_all_at(&keyed_header(&prefix), 0)?;
     // Whole chunks, then a last one shorter than CHUNK (empty when the data fills them all),
     // as SealWriter does.
     let chunks = data.len() / CHUNK + 1;

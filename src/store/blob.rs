@@ -205,12 +205,6 @@ impl FsBlobStore {
         let pending = Pending {
             tmp,
             dest: self.path_of(&id),
-            file: None,
-            info: BlobInfo {
-                id,
-                size: 0,
-                sha256: [0; 32],
-            },
         };
         Ok((pending, file))
     }
@@ -278,9 +272,6 @@ impl Write for EarlyWrite {
 struct Pending {
     tmp: PathBuf,
     dest: PathBuf,
-    /// Set once sealing finished.
-    file: Option<File>,
-    info: BlobInfo,
 }
 
 impl Drop for Pending {
@@ -293,9 +284,8 @@ impl Drop for Pending {
 }
 
 impl Pending {
-    /// fsync, rename into its fan-out directory, fsync that directory.
-    fn commit(mut self) -> Result<BlobInfo> {
-        let file = self.file.take().expect("a staged blob has its file");
+    /// fsync the sealed `file`, rename it into its fan-out directory, fsync that directory.
+    fn commit(mut self, file: File) -> Result<()> {
         file.sync_all()?;
         drop(file);
         if let Err(e) = std::fs::rename(&self.tmp, &self.dest) {
@@ -308,19 +298,19 @@ impl Pending {
             std::fs::rename(&self.tmp, &self.dest)?;
         }
         self.tmp = PathBuf::new();
-        crate::fsutil::sync_parent(&self.dest)?;
-        Ok(self.info.clone())
+        Ok(crate::fsutil::sync_parent(&self.dest)?)
     }
 }
 
 impl BlobStore for FsBlobStore {
     fn put(&self, dek: &DataKey, src: &mut dyn Read) -> Result<BlobInfo> {
         let id = BlobId::random();
-        let (mut pending, file) = self.create(id)?;
+        let (pending, file) = self.create(id)?;
         let mut w =
             SealWriter::with_key_bound(dek.expose(), &blob_ctx(&id), EarlyWrite::new(file))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; CHUNK];
+        let mut size = 0u64;
         loop {
             let n = match src.read(&mut buf) {
                 Ok(0) => break,
@@ -330,16 +320,19 @@ impl BlobStore for FsBlobStore {
             };
             hasher.update(&buf[..n]);
             w.write_all(&buf[..n])?;
-            pending.info.size += n as u64;
+            size += n as u64;
         }
-        pending.file = Some(w.finish()?.into_file());
-        pending.info.sha256 = hasher.finalize().into();
-        pending.commit()
+        pending.commit(w.finish()?.into_file())?;
+        Ok(BlobInfo {
+            id,
+            size,
+            sha256: hasher.finalize().into(),
+        })
     }
 
     /// Seals straight from `data`; a large one on two threads while no other is being written.
     fn put_bytes(&self, id: &BlobId, dek: &DataKey, data: &[u8]) -> Result<()> {
-        let (mut pending, file) = self.create(*id)?;
+        let (pending, file) = self.create(*id)?;
         let others = self.writing.fetch_add(1, Ordering::Relaxed);
         let threads = if others == 0 { 2 } else { 1 };
         let sealed = seal_to_file(
@@ -352,8 +345,7 @@ impl BlobStore for FsBlobStore {
         );
         self.writing.fetch_sub(1, Ordering::Relaxed);
         sealed?;
-        pending.file = Some(file);
-        pending.commit().map(drop)
+        pending.commit(file)
     }
 
     fn open(&self, id: &BlobId, dek: &DataKey) -> Result<Box<dyn Read + Send>> {
