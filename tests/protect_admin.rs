@@ -247,6 +247,15 @@ fn when_a_blob_cannot_be_made_durable_the_stored_half_is_removed_and_nothing_lea
     }
     assert!(sluis.cli(&["queue", "retry"]).status.success());
     let token = link_token(&cap.wait_for_containing(&u, ARRIVAL));
+    // The copies queued while the blob was being written were taken out again.
+    poll(ARRIVAL, "the queue to empty", || {
+        output_text(&sluis.cli(&["queue", "list"]))
+            .lines()
+            .all(|l| !l.contains("p@extern.test"))
+            .then_some(())
+    });
+    assert_eq!(cap.messages().len(), 1, "one copy went out");
+    assert!(sluis.log().contains("copies withdrawn"), "{}", sluis.log());
     sluis.terminate(Duration::from_secs(20));
     let store = open_store(&sluis.data_dir);
     let live = store.meta.expired(i64::MAX).unwrap();
@@ -257,6 +266,86 @@ fn when_a_blob_cannot_be_made_durable_the_stored_half_is_removed_and_nothing_lea
         read_blob(&store, &msg.files[0].blob, &dek),
         noise(300_000, 9)
     );
+}
+
+/// Copies are queued while their blobs are still being written, so a crash can leave a copy
+/// whose content never became durable (its sender never heard 250). The relay checks every
+/// copy's stored message before sending it: one with a blob missing, or whose message was
+/// removed while it waited, is dropped; the others go.
+#[test]
+fn a_queued_copy_whose_stored_content_is_gone_is_dropped_not_sent() {
+    let cap = Capture::start_deferring();
+    let mut sluis = start_with(&cap, |c| {
+        c.set("policy", "examine_before_reply", "\"always\"")
+            .relay("retry_schedule", "[\"1s\"]")
+    });
+    let tags: Vec<String> = ["blobless", "removed", "intact"]
+        .iter()
+        .map(|t| unique(t))
+        .collect();
+    for (i, u) in tags.iter().enumerate() {
+        smtplib_send(
+            &sluis,
+            "arts@org.test",
+            &["p@extern.test"],
+            &mail(
+                &format!("To: p@extern.test\r\nSubject: [secure files] {u}\r\n"),
+                "Tekst",
+                &[("a.bin", noise(20_000, i as u64))],
+            ),
+        );
+    }
+    poll(ARRIVAL, "three copies deferred", || {
+        let n = cap.rcpt_log().iter().filter(|(c, _)| *c == 451).count();
+        (n >= 3).then_some(())
+    });
+    sluis.terminate(Duration::from_secs(20));
+
+    let store = open_store(&sluis.data_dir);
+    let mut ids = std::collections::HashMap::new();
+    for mid in store.meta.expired(i64::MAX).unwrap() {
+        let (msg, _) = store.meta.get_message(mid).unwrap().unwrap();
+        let tag = tags
+            .iter()
+            .position(|t| msg.subject.contains(t.as_str()))
+            .unwrap();
+        ids.insert(tag, msg);
+    }
+    assert_eq!(ids.len(), 3, "three messages stored");
+    let blob = ids[&0].files[0].blob.to_string();
+    let file = all_files(&sluis.data_dir.join("blobs"))
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_str() == Some(blob.as_str()))
+        .expect("the blob file");
+    std::fs::remove_file(file).unwrap();
+    assert!(
+        store
+            .shred(ids[&1].id, 1, sluis::store::EventKind::Shredded)
+            .unwrap()
+    );
+    drop(store);
+
+    cap.set_defer_all(false);
+    sluis.spawn();
+    let m = cap.wait_for_containing(&tags[2], ARRIVAL);
+    link_token(&m);
+    poll(ARRIVAL, "the queue to empty", || {
+        output_text(&sluis.cli(&["queue", "list"]))
+            .lines()
+            .all(|l| !l.contains("p@extern.test"))
+            .then_some(())
+    });
+    let arrived: Vec<String> = cap.messages().iter().map(|m| m.text()).collect();
+    for t in &tags[..2] {
+        assert!(
+            !arrived.iter().any(|m| m.contains(t.as_str())),
+            "{t} not sent"
+        );
+    }
+    assert_eq!(arrived.len(), 1);
+    let log = sluis.log();
+    assert!(log.contains("is missing"), "{log}");
+    assert!(log.contains("stored message is not there"), "{log}");
 }
 
 #[test]

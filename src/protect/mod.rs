@@ -118,6 +118,28 @@ impl Protector {
     }
 
     pub fn protect(&self, req: &Request<'_>) -> Result<Outcome, ProtectError> {
+        self.protect_with(req, None)
+    }
+
+    /// Like [`protect`](Self::protect), but hands the copies to `early` as soon as the
+    /// metadata is durable and they are built, while the blobs may still be on their way to
+    /// the disk (`Protected::copies` is then empty). The caller may make them durable in the
+    /// queue meanwhile, but must not let one leave before this returns Ok, and must withdraw
+    /// them when it returns an error. A copy kept by a crash before its blobs were durable
+    /// finds them missing and is dropped by the relay (which checks before every attempt).
+    pub fn protect_early(
+        &self,
+        req: &Request<'_>,
+        early: &mut dyn FnMut(MessageId, Vec<Outgoing>),
+    ) -> Result<Outcome, ProtectError> {
+        self.protect_with(req, Some(early))
+    }
+
+    fn protect_with(
+        &self,
+        req: &Request<'_>,
+        mut early: Option<&mut dyn FnMut(MessageId, Vec<Outgoing>)>,
+    ) -> Result<Outcome, ProtectError> {
         let decoded = Parsed::new(req.original).ok_or(ProtectError::Parse)?;
         let parsed = &decoded.msg;
         let files = parts::attachments(&decoded, req.decoded);
@@ -232,10 +254,22 @@ impl Protector {
             .chain(body_message.as_deref())
             .map(|data| (BlobId::random(), data))
             .collect();
+        let outgoing = |built: Vec<Vec<u8>>| -> Vec<Outgoing> {
+            built
+                .into_iter()
+                .enumerate()
+                .map(|(r, bytes)| Outgoing {
+                    rcpt: rcpt_of[r],
+                    store_rcpt: r as u32,
+                    bytes,
+                })
+                .collect()
+        };
         // The blobs are sealed and made durable on another thread while this one hashes them,
-        // writes and flushes the metadata and builds the copies; both are done before this
-        // returns, so before any copy is queued. A crash in between leaves at most a stored
-        // message that no copy links to (removed when it expires).
+        // writes and flushes the metadata and builds the copies (and hands them to `early`);
+        // both are done before this returns, so before any copy may leave. A crash in between
+        // leaves at most a stored message that no copy links to (removed when it expires), or
+        // with `early` a queued copy whose blobs are missing (dropped by the relay).
         let done = std::thread::scope(|s| {
             let writing = s.spawn(|| {
                 let blobs = self.store.blobs.as_ref();
@@ -277,12 +311,17 @@ impl Protector {
                 files: records,
                 blocked: false,
             };
-            let built = self.store_and_build(&msg, &dek, req, &decoded);
+            let mut copies = self
+                .store_and_build(&msg, &dek, req, &decoded)
+                .map(outgoing);
+            if let (Some(early), Ok(c)) = (early.as_mut(), copies.as_mut()) {
+                early(id, std::mem::take(c));
+            }
             let written = writing.join().expect("writing blobs does not panic");
-            written.map_err(ProtectError::from).and(built)
+            written.map_err(ProtectError::from).and(copies)
         });
-        let built = match done {
-            Ok(built) => built,
+        let copies = match done {
+            Ok(copies) => copies,
             Err(e) => {
                 // Whatever of it became durable goes again: the relay protects it anew.
                 if let Err(e2) = self.store.shred(id, req.now, EventKind::Shredded) {
@@ -297,15 +336,6 @@ impl Protector {
                 return Err(e);
             }
         };
-        let copies = built
-            .into_iter()
-            .enumerate()
-            .map(|(r, bytes)| Outgoing {
-                rcpt: rcpt_of[r],
-                store_rcpt: r as u32,
-                bytes,
-            })
-            .collect();
         Ok(Outcome::Protected(Protected {
             message: id,
             protection,
@@ -328,12 +358,7 @@ impl Protector {
         decoded: &Parsed<'_>,
     ) -> Result<Vec<Vec<u8>>, ProtectError> {
         let meta = self.store.meta.as_ref();
-        meta.put_message(msg, dek)?;
-        let mut links = Vec::with_capacity(msg.recipients.len());
-        for r in 0..msg.recipients.len() {
-            links.push(meta.new_link(msg.id, r as u32)?);
-        }
-        meta.add_event(msg.id, &Event::new(req.now, EventKind::Stored))?;
+        let links = meta.create_message(msg, dek, &Event::new(req.now, EventKind::Stored))?;
         meta.flush()?;
 
         let infos: Vec<FileInfo> = msg

@@ -233,6 +233,11 @@ impl Relay {
                 return;
             }
         };
+        if let Some(pc) = &env.protected
+            && !self.copy_is_backed(id, pc).await
+        {
+            return;
+        }
         let mut st = match self.store.read_state(id) {
             Ok(Some(st)) if st.status.len() == env.recipients.len() => st,
             Ok(_) => DeliveryState::fresh(env.recipients.len(), now_ms()),

@@ -145,6 +145,54 @@ pub(crate) fn copy_envelope(
 }
 
 impl Relay {
+    /// Whether the stored message a copy links to is there with all its content. A copy is
+    /// queued while its blobs are still being written (crate::admit), so one that a crash
+    /// kept can link to content that never became durable; its sender was never told the
+    /// message was accepted and sends it again. A copy whose message was shredded while it
+    /// waited would only carry a dead link. Either is dropped; `false` means it was.
+    pub(super) async fn copy_is_backed(&self, id: &str, pc: &ProtectedCopy) -> bool {
+        let Ok(mid) = pc.message.parse::<MessageId>() else {
+            return true;
+        };
+        let store = self.protector.store.clone();
+        let found = tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
+            let Some((msg, _)) = store.meta.get_message(mid).map_err(|e| e.to_string())? else {
+                return Ok(Some("its stored message is not there".into()));
+            };
+            for blob in msg.blob_ids() {
+                if !store.blobs.exists(&blob).map_err(|e| e.to_string())? {
+                    return Ok(Some(format!(
+                        "blob {blob} of its stored message is missing"
+                    )));
+                }
+            }
+            Ok(None)
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        match found {
+            Ok(None) => true,
+            Ok(Some(missing)) => {
+                tracing::error!(
+                    id,
+                    message = %mid,
+                    "protected copy dropped: {missing} (the message was not acknowledged \
+                     before a crash, or has been removed since)"
+                );
+                if let Err(e) = self.store.remove(id) {
+                    tracing::error!(id, error = %e, "cannot remove the dropped copy");
+                }
+                false
+            }
+            // Cannot tell: the link is most likely good, so it goes.
+            Err(e) => {
+                tracing::warn!(id, message = %mid, error = %e, "cannot check the stored message");
+                true
+            }
+        }
+    }
+
     /// Records for the sender's tracking that a recipient's copy reached the next hop.
     pub(super) async fn record_relayed(&self, pc: &ProtectedCopy, reply: &str) {
         let Ok(mid) = pc.message.parse::<MessageId>() else {

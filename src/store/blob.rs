@@ -37,6 +37,9 @@ pub trait BlobStore: Send + Sync {
 
     /// Removes a blob ([`StoreError::BlobNotFound`] when it is not there).
     fn delete(&self, id: &BlobId) -> Result<()>;
+
+    /// Whether the blob is there (complete: a blob appears under its id only once durable).
+    fn exists(&self, id: &BlobId) -> Result<bool>;
 }
 
 fn blob_ctx(id: &BlobId) -> Vec<u8> {
@@ -368,6 +371,14 @@ impl BlobStore for FsBlobStore {
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(crate::fsutil::sync_parent(&path)?),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::BlobNotFound(*id)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn exists(&self, id: &BlobId) -> Result<bool> {
+        match std::fs::metadata(self.path_of(id)) {
+            Ok(m) => Ok(m.is_file()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

@@ -29,6 +29,12 @@ pub trait MetaStore: Send + Sync {
     /// message's `dek` is wrapped with the current master key; its expiry is indexed.
     fn put_message(&self, msg: &Message, dek: &DataKey) -> Result<()>;
 
+    /// Stores a new message, a fresh link for every recipient and its first event, all at
+    /// once; returns the links in recipient order (only their hashes are stored). Fails
+    /// when the id is taken.
+    fn create_message(&self, msg: &Message, dek: &DataKey, event: &Event)
+    -> Result<Vec<LinkToken>>;
+
     /// The message and its unwrapped data key; `None` when unknown or shredded. Fails loudly when
     /// the wrapped key or the record was altered.
     fn get_message(&self, id: MessageId) -> Result<Option<(Message, DataKey)>>;

@@ -65,6 +65,8 @@ pub enum StoreError {
     Corrupt(String, String),
     #[error("message {0} not found")]
     NotFound(MessageId),
+    #[error("message {0} exists already")]
+    Exists(MessageId),
     #[error("message {0}: recipient {1} or file {2} does not exist")]
     NoSuchItem(MessageId, u32, u32),
     #[error("message {0} is stored with another data key")]

@@ -202,6 +202,64 @@ impl MetaStore for SledMeta {
             .map_err(tx_err)
     }
 
+    fn create_message(
+        &self,
+        msg: &Message,
+        dek: &DataKey,
+        event: &Event,
+    ) -> Result<Vec<LinkToken>> {
+        let keys = self.keys();
+        let id = msg.id;
+        let wrapped = wrap(&keys, id, dek)?.to_bytes();
+        let json = serde_json::to_vec(msg).map_err(|e| corrupt("message", e))?;
+        let record = seal_bytes_with_key(dek.expose(), &record_ctx(id), &json)?;
+        let expiry = exp_key(msg.expires, id);
+        let blobs: Vec<Vec<u8>> = msg
+            .blob_ids()
+            .iter()
+            .map(|b| cat(&[id.as_bytes(), b.as_bytes()]))
+            .collect();
+        let mut tokens = Vec::with_capacity(msg.recipients.len());
+        let mut links = Vec::with_capacity(msg.recipients.len());
+        for rcpt in 0..msg.recipients.len() as u32 {
+            let token = LinkToken::generate();
+            let hash = token.hash();
+            let value = seal_bytes(&keys, &cat(&[id.as_bytes(), &rcpt.to_be_bytes(), &hash]))?;
+            links.push((hash, value, cat(&[id.as_bytes(), &hash])));
+            tokens.push(token);
+        }
+        let (ev_key, ev_value) = self.sealed_event(&keys, id, event)?;
+        let trees = (
+            &self.msg,
+            &self.wkey,
+            &self.exp,
+            &self.blob_of,
+            &self.tok,
+            &self.tok_by_msg,
+            &self.ev,
+        );
+        trees
+            .transaction(|(m, w, x, b, t, tb, e)| {
+                if m.insert(id.as_bytes(), record.as_slice())?.is_some()
+                    || w.insert(id.as_bytes(), wrapped.as_slice())?.is_some()
+                {
+                    return Err(Cte::Abort(StoreError::Exists(id)));
+                }
+                x.insert(expiry.as_slice(), &[])?;
+                for k in &blobs {
+                    b.insert(k.as_slice(), &[])?;
+                }
+                for (hash, value, by_msg) in &links {
+                    t.insert(hash, value.as_slice())?;
+                    tb.insert(by_msg.as_slice(), &[])?;
+                }
+                e.insert(ev_key.as_slice(), ev_value.as_slice())?;
+                Ok(())
+            })
+            .map_err(tx_err)?;
+        Ok(tokens)
+    }
+
     fn get_message(&self, id: MessageId) -> Result<Option<(Message, DataKey)>> {
         let Some(wrapped) = self.wrapped(id)? else {
             return Ok(None);

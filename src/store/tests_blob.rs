@@ -198,8 +198,10 @@ fn delete_and_missing() {
     let (_dir, s) = store();
     let dek = DataKey::generate();
     let info = s.put(&dek, &mut &b"bye"[..]).unwrap();
+    assert!(s.exists(&info.id).unwrap());
     s.delete(&info.id).unwrap();
     assert!(!s.path_of(&info.id).exists());
+    assert!(!s.exists(&info.id).unwrap());
     assert!(matches!(
         s.open(&info.id, &dek),
         Err(StoreError::BlobNotFound(_))

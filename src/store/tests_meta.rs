@@ -360,3 +360,53 @@ fn concurrent_downloads_never_exceed_the_limit() {
     });
     assert_eq!(allowed.into_inner(), 7);
 }
+
+#[test]
+fn a_new_message_is_created_with_its_links_and_first_event_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_local(dir.path(), keys()).unwrap();
+    let (template, _) = sample(&store, 1000, 0);
+    let msg = Message {
+        id: MessageId::random(),
+        ..template.clone()
+    };
+    let dek = DataKey::generate();
+    let links = store
+        .meta
+        .create_message(&msg, &dek, &Event::new(20, EventKind::Stored))
+        .unwrap();
+    assert_eq!(links.len(), msg.recipients.len());
+    assert_ne!(links[0], links[1]);
+    for (r, t) in links.iter().enumerate() {
+        assert_eq!(
+            store.meta.link_for_token(t.as_str()).unwrap(),
+            Some((msg.id, r as u32))
+        );
+    }
+    let (back, back_dek) = store.meta.get_message(msg.id).unwrap().unwrap();
+    assert_eq!(back, msg);
+    assert!(back_dek.same_as(&dek));
+    let kinds: Vec<EventKind> = store
+        .meta
+        .events(msg.id)
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, [EventKind::Stored]);
+    assert_eq!(store.meta.expired(1000).unwrap().len(), 2);
+
+    // The id is taken: refused, and nothing of the second attempt is there.
+    let again = store.meta.create_message(
+        &template,
+        &DataKey::generate(),
+        &Event::new(30, EventKind::Stored),
+    );
+    assert!(matches!(again, Err(StoreError::Exists(id)) if id == template.id));
+    assert!(store.meta.events(template.id).unwrap().is_empty());
+    assert!(store.meta.get_message(template.id).unwrap().is_some());
+
+    // Shredding removes what it made, links included.
+    assert!(store.shred(msg.id, 40, EventKind::Shredded).unwrap());
+    assert!(store.meta.get_message(msg.id).unwrap().is_none());
+}
