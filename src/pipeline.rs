@@ -41,18 +41,7 @@ impl Pipeline {
     /// Whether the sender asked for protection (a subject tag or `X-Sluis-Mode`), read from
     /// the header as written: a reason to do the work before the reply, never a decision.
     pub fn sender_asks_protection(&self, message: &[u8]) -> bool {
-        let policy = self.policy.get();
-        let n = crate::headers::block_len(message);
-        let mut choice = tags::SenderChoice::default();
-        for f in crate::headers::split_fields(&message[..n]) {
-            if f.name.eq_ignore_ascii_case("subject") {
-                let (_, c) = tags::parse_subject(&crate::headers::unfold(f.value), &policy.tags);
-                choice.protection = choice.protection.max(c.protection);
-                choice.unsecure |= c.unsecure;
-            }
-        }
-        tags::controls(message, &mut choice, &policy.tags);
-        choice.protection.is_some() && !choice.unsecure
+        asks_protection(message, &self.policy.get().tags)
     }
 
     fn examine_limited(
@@ -64,6 +53,29 @@ impl Pipeline {
         let policy = self.policy.get();
         examine_with(&policy, &self.internal_domains, limits, message, recipients)
     }
+}
+
+/// [`Pipeline::sender_asks_protection`] with the policy's tag words. A subject in RFC 2047
+/// encoded words is decoded first (only then: the plain case needs no parse).
+pub fn asks_protection(message: &[u8], words: &crate::policy::schema::TagWords) -> bool {
+    let n = crate::headers::block_len(message);
+    let mut choice = tags::SenderChoice::default();
+    for f in crate::headers::split_fields(&message[..n]) {
+        if f.name.eq_ignore_ascii_case("subject") {
+            let mut subject = crate::headers::unfold(f.value);
+            if subject.contains("=?") {
+                let decoded = mail_parser::MessageParser::new()
+                    .parse_headers(&message[..n])
+                    .and_then(|m| m.subject().map(str::to_string));
+                subject = decoded.unwrap_or(subject);
+            }
+            let (_, c) = tags::parse_subject(&subject, words);
+            choice.protection = choice.protection.max(c.protection);
+            choice.unsecure |= c.unsecure;
+        }
+    }
+    tags::controls(message, &mut choice, words);
+    choice.protection.is_some() && !choice.unsecure
 }
 
 pub fn examine_with(
@@ -117,5 +129,28 @@ pub fn hold_reason(v: &Verdict) -> Option<String> {
         Verdict::Upload => {
             Some("held: upload requests are not available in this version".to_string())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::asks_protection;
+    use crate::policy::schema::TagWords;
+
+    fn asks(headers: &str) -> bool {
+        let msg = format!("From: a@org.test\r\n{headers}\r\n\r\nTekst\r\n");
+        asks_protection(msg.as_bytes(), &TagWords::default())
+    }
+
+    #[test]
+    fn the_senders_request_is_read_from_the_header_as_written_or_encoded() {
+        assert!(asks("Subject: [secure files] cijfers"));
+        assert!(asks("Subject: Re: cijfers [beveiligd]"));
+        assert!(asks("Subject: =?UTF-8?Q?[secure_files]_cijfers_=C3=A9?="));
+        assert!(asks("Subject: =?utf-8?B?W3NlY3VyZV0gZ2VoZWlt?="));
+        assert!(asks("Subject: cijfers\r\nX-Sluis-Mode: secure"));
+        assert!(!asks("Subject: cijfers"));
+        assert!(!asks("Subject: =?UTF-8?Q?cijfers_=C3=A9?="));
+        assert!(!asks("Subject: [secure files] [unsecure] cijfers"));
     }
 }

@@ -246,19 +246,37 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
     Ok(())
 }
 
+/// Blob files no message names are removed once this old (and looked for this often).
+const UNNAMED_BLOB_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Crypto-shreds expired protected messages, and finishes blob deletions a failure left, on a
-/// fixed interval (and once at start-up).
+/// fixed interval (and once at start-up); removes blob files no message names at start-up
+/// and hourly.
 async fn shredder(
     vault: crate::store::Store,
     every: std::time::Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut last_sweep: Option<std::time::Instant> = None;
     loop {
         let v = vault.clone();
+        let sweep = last_sweep.is_none_or(|t| t.elapsed() >= UNNAMED_BLOB_GRACE);
+        if sweep {
+            last_sweep = Some(std::time::Instant::now());
+        }
         let r = tokio::task::spawn_blocking(move || {
             let now = crate::queue::now();
             let done = v.shred_expired(now)?;
             v.retry_blob_deletions()?;
+            if sweep {
+                let n = v.sweep_unnamed(UNNAMED_BLOB_GRACE)?;
+                if n > 0 {
+                    tracing::warn!(
+                        removed = n,
+                        "removed blob files that no stored message names (left by a crash)"
+                    );
+                }
+            }
             Ok::<_, crate::store::StoreError>(done)
         })
         .await;

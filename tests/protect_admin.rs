@@ -175,9 +175,8 @@ fn when_sealing_fails_before_the_reply_the_message_waits_and_nothing_leaves() {
     when_sealing_fails("always");
 }
 
-/// Sends a `[secure files]` mail with one attachment and waits until the relay defers it
-/// because protection failed.
-fn send_and_see_it_deferred(sluis: &Sluis, u: &str, file: Vec<u8>) {
+/// Sends a `[secure files]` mail with one attachment from arts@org.test to p@extern.test.
+fn send_secure_files(sluis: &Sluis, u: &str, file: Vec<u8>) {
     smtplib_send(
         sluis,
         "arts@org.test",
@@ -188,6 +187,12 @@ fn send_and_see_it_deferred(sluis: &Sluis, u: &str, file: Vec<u8>) {
             &[("a.bin", file)],
         ),
     );
+}
+
+/// Sends a `[secure files]` mail with one attachment and waits until the relay defers it
+/// because protection failed.
+fn send_and_see_it_deferred(sluis: &Sluis, u: &str, file: Vec<u8>) {
+    send_secure_files(sluis, u, file);
     poll(ARRIVAL, "the message to be deferred", || {
         output_text(&sluis.cli(&["queue", "list"]))
             .contains("cannot protect message")
@@ -284,16 +289,7 @@ fn a_queued_copy_whose_stored_content_is_gone_is_dropped_not_sent() {
         .map(|t| unique(t))
         .collect();
     for (i, u) in tags.iter().enumerate() {
-        smtplib_send(
-            &sluis,
-            "arts@org.test",
-            &["p@extern.test"],
-            &mail(
-                &format!("To: p@extern.test\r\nSubject: [secure files] {u}\r\n"),
-                "Tekst",
-                &[("a.bin", noise(20_000, i as u64))],
-            ),
-        );
+        send_secure_files(&sluis, u, noise(20_000, i as u64));
     }
     poll(ARRIVAL, "three copies deferred", || {
         let n = cap.rcpt_log().iter().filter(|(c, _)| *c == 451).count();
@@ -346,6 +342,38 @@ fn a_queued_copy_whose_stored_content_is_gone_is_dropped_not_sent() {
     let log = sluis.log();
     assert!(log.contains("is missing"), "{log}");
     assert!(log.contains("stored message is not there"), "{log}");
+}
+
+/// A blob file that no stored message names (a crash between the blob and its record) is
+/// removed at start-up once it is an hour old; the blobs of stored messages stay.
+#[test]
+fn blob_files_no_message_names_are_removed_at_start_up() {
+    let cap = Capture::start();
+    let mut sluis = start(&cap);
+    let u = unique("named");
+    send_secure_files(&sluis, &u, noise(5_000, 3));
+    link_token(&cap.wait_for_containing(&u, ARRIVAL));
+    sluis.terminate(Duration::from_secs(20));
+    let blobs = sluis.data_dir.join("blobs");
+    let named = all_files(&blobs)
+        .into_iter()
+        .find(|p| !p.starts_with(blobs.join("tmp")))
+        .expect("the stored blob");
+    let orphan = blobs.join("7f").join("7f0123456789abcdef0123456789abcd");
+    std::fs::write(&orphan, noise(3_000, 4)).unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    for p in [&orphan, &named] {
+        let f = std::fs::File::options().write(true).open(p).unwrap();
+        f.set_modified(two_hours_ago).unwrap();
+    }
+    sluis.spawn();
+    poll(ARRIVAL, "the unnamed blob to go", || {
+        (!orphan.exists()).then_some(())
+    });
+    assert!(named.exists(), "a stored message's blob stays");
+    poll(ARRIVAL, "the sweep in the log", || {
+        sluis.log().contains("removed blob files").then_some(())
+    });
 }
 
 #[test]

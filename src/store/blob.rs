@@ -40,6 +40,9 @@ pub trait BlobStore: Send + Sync {
 
     /// Whether the blob is there (complete: a blob appears under its id only once durable).
     fn exists(&self, id: &BlobId) -> Result<bool>;
+
+    /// Every blob with the time it was last written, for the sweep of blobs no message names.
+    fn list(&self) -> Result<Vec<(BlobId, SystemTime)>>;
 }
 
 fn blob_ctx(id: &BlobId) -> Vec<u8> {
@@ -373,6 +376,35 @@ impl BlobStore for FsBlobStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::BlobNotFound(*id)),
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn list(&self) -> Result<Vec<(BlobId, SystemTime)>> {
+        let mut out = Vec::new();
+        for b in 0..=255u8 {
+            let dir = self.root.join(hex::encode([b]));
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            for entry in entries {
+                let entry = entry?;
+                // Only what this store names: 32 hex digits, in the folder of its first two.
+                let Some(id) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<BlobId>().ok())
+                    .filter(|id| self.path_of(id) == entry.path())
+                else {
+                    continue;
+                };
+                let meta = entry.metadata()?;
+                if meta.is_file() {
+                    out.push((id, meta.modified()?));
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn exists(&self, id: &BlobId) -> Result<bool> {

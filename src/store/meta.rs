@@ -63,6 +63,9 @@ pub trait MetaStore: Send + Sync {
     /// Blobs of shredded messages that still wait for deletion.
     fn doomed_blobs(&self) -> Result<Vec<BlobId>>;
 
+    /// Every blob a stored (not shredded) message names.
+    fn named_blobs(&self) -> Result<std::collections::HashSet<BlobId>>;
+
     /// Forgets blobs that were deleted from the blob store.
     fn blobs_deleted(&self, blobs: &[BlobId]) -> Result<()>;
 

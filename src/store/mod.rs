@@ -182,6 +182,29 @@ impl Store {
         Ok(done)
     }
 
+    /// Removes blob files that no stored message names, once older than `grace`: left by a
+    /// crash between a blob becoming durable and its record, or by a failed attempt whose
+    /// clean-up failed too. They cannot be opened (their data key was never stored, or is
+    /// gone), but they take space. Blobs are listed before the records are read, and `grace`
+    /// covers a blob whose record is still being written. Returns how many went.
+    pub fn sweep_unnamed(&self, grace: std::time::Duration) -> Result<usize> {
+        let now = std::time::SystemTime::now();
+        let listed = self.blobs.list()?;
+        let named = self.meta.named_blobs()?;
+        let mut removed = 0;
+        for (id, written) in listed {
+            let age = now.duration_since(written).unwrap_or_default();
+            if named.contains(&id) || age < grace {
+                continue;
+            }
+            match self.blobs.delete(&id) {
+                Ok(()) | Err(StoreError::BlobNotFound(_)) => removed += 1,
+                Err(e) => tracing::warn!(blob = %id, error = %e, "cannot remove an unnamed blob"),
+            }
+        }
+        Ok(removed)
+    }
+
     /// Deletes blobs whose message was shredded but whose deletion did not complete.
     pub fn retry_blob_deletions(&self) -> Result<usize> {
         let doomed = self.meta.doomed_blobs()?;

@@ -356,6 +356,19 @@ impl MetaStore for SledMeta {
         Ok(out)
     }
 
+    fn named_blobs(&self) -> Result<std::collections::HashSet<BlobId>> {
+        let mut out = std::collections::HashSet::new();
+        for k in self.blob_of.iter().keys() {
+            let k = k?;
+            let blob = k
+                .get(16..)
+                .and_then(BlobId::from_slice)
+                .ok_or_else(|| corrupt("blob index", "bad key"))?;
+            out.insert(blob);
+        }
+        Ok(out)
+    }
+
     fn blobs_deleted(&self, blobs: &[BlobId]) -> Result<()> {
         let mut batch = sled::Batch::default();
         for b in blobs {

@@ -410,3 +410,66 @@ fn a_new_message_is_created_with_its_links_and_first_event_at_once() {
     assert!(store.shred(msg.id, 40, EventKind::Shredded).unwrap());
     assert!(store.meta.get_message(msg.id).unwrap().is_none());
 }
+
+#[test]
+fn blob_files_no_message_names_are_swept_once_old_enough() {
+    use std::time::{Duration, SystemTime};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_local(dir.path(), keys()).unwrap();
+    let (msg, dek) = sample(&store, 1000, 0);
+    let named = msg.files[0].blob;
+    let stray = |age: u64| {
+        let info = store
+            .blobs
+            .put(&DataKey::generate(), &mut &b"left by a crash"[..])
+            .unwrap();
+        let path = blob_path(dir.path(), &info.id);
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(age))
+            .unwrap();
+        info.id
+    };
+    let (old, young) = (stray(7200), stray(60));
+    // Also old, and named: kept.
+    let f = std::fs::File::options()
+        .write(true)
+        .open(blob_path(dir.path(), &named))
+        .unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(7200))
+        .unwrap();
+    // Not the store's: left alone.
+    let foreign = dir.path().join("blobs/ab/notes.txt");
+    std::fs::write(&foreign, b"x").unwrap();
+
+    assert_eq!(store.sweep_unnamed(Duration::from_secs(3600)).unwrap(), 1);
+    assert!(!store.blobs.exists(&old).unwrap());
+    assert!(
+        store.blobs.exists(&young).unwrap(),
+        "younger than the grace"
+    );
+    assert!(foreign.exists());
+    let mut back = Vec::new();
+    store
+        .blobs
+        .open(&named, &dek)
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
+    assert_eq!(back, FILE_BODY);
+    assert_eq!(
+        store.sweep_unnamed(Duration::ZERO).unwrap(),
+        1,
+        "the young one"
+    );
+    assert!(store.blobs.exists(&named).unwrap());
+
+    // A shredded message's blobs are no longer named: gone with the shredding, and a file
+    // that escaped it would go with the next sweep.
+    assert!(store.shred(msg.id, 50, EventKind::Shredded).unwrap());
+    assert!(store.meta.named_blobs().unwrap().is_empty());
+}
+
+fn blob_path(data_dir: &Path, id: &BlobId) -> std::path::PathBuf {
+    let hex = id.to_string();
+    data_dir.join("blobs").join(&hex[..2]).join(hex)
+}
