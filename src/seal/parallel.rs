@@ -1,5 +1,5 @@
 //! Sealing a blob held in memory with several threads at once: STREAM chunks are independent
-//! given their index, so each thread seals a run of chunks and writes it at its own offset.
+//! given their index, so each thread seals runs of chunks and writes them at their offsets.
 //! The result is byte for byte what [`super::SealWriter::with_key_bound`] writes (apart from
 //! the random stream nonce) and opens with [`super::SealReader`].
 
@@ -8,13 +8,14 @@ use super::{CHUNK, KEYED_HEADER_LEN, keyed_header, random_bytes};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Below this many bytes one thread seals it all (a thread costs more than it saves).
 const PARALLEL_FROM: usize = 512 * 1024;
 
 /// Seals `data` with the data key `dek`, bound to `context`, into `file` from offset 0, using
-/// up to `threads` threads. `wrote(offset, len)` is called as each thread has written another
-/// run of its part (to start write-out early). Returns the sealed length.
+/// up to `threads` threads. `wrote(offset, len)` is called as each run of chunks has been
+/// written (to start write-out early). Returns the sealed length.
 pub fn seal_to_file(
     dek: &[u8; 32],
     context: &[u8],
@@ -28,40 +29,42 @@ pub fn seal_to_file(
     // Whole chunks, then a last one shorter than CHUNK (empty when the data fills them all),
     // as SealWriter does.
     let chunks = data.len() / CHUNK + 1;
+    let runs = chunks.div_ceil(RUN);
     let threads = if data.len() < PARALLEL_FROM {
         1
     } else {
-        threads.clamp(1, chunks)
+        threads.clamp(1, runs)
     };
-    let per = chunks.div_ceil(threads);
-    let part = |first: usize| -> io::Result<()> {
-        let end = (first + per).min(chunks);
-        let counter = u32::try_from(first).map_err(|_| io::Error::other("blob too large"))?;
-        let mut stream = Stream::at(dek, &prefix, counter);
+    // Each thread takes the next run of chunks until none is left, so a thread that starts
+    // late (a busy machine) only does less.
+    let job = Job {
+        dek,
+        context,
+        prefix: &prefix,
+        data,
+        chunks,
+        file,
+    };
+    let next = AtomicUsize::new(0);
+    let work = || -> io::Result<()> {
         let mut out = Vec::with_capacity(CHUNK + TAG);
-        let start = offset(first);
-        let mut unsent = start;
-        for i in first..end {
-            let plain = &data[i * CHUNK..((i + 1) * CHUNK).min(data.len())];
-            let last = i == chunks - 1;
-            stream
-                .seal_into(context, plain, &mut out, last)
-                .map_err(|_| io::Error::other("encryption failed"))?;
-            let at = offset(i);
-            file.write_all_at(&out, at)?;
-            let written = at + out.len() as u64;
-            if written - unsent >= 4 * CHUNK as u64 || i + 1 == end {
-                wrote(unsent, written - unsent);
-                unsent = written;
+        loop {
+            let run = next.fetch_add(1, Ordering::Relaxed);
+            if run >= runs {
+                return Ok(());
             }
+            let (first, end) = (run * RUN, ((run + 1) * RUN).min(chunks));
+            let sealed = job.seal(first, end, &mut out);
+            if sealed.is_err() {
+                // The others stop at their next run.
+                next.store(runs, Ordering::Relaxed);
+            }
+            wrote(offset(first), sealed?);
         }
-        Ok(())
     };
     std::thread::scope(|s| {
-        let others: Vec<_> = (1..threads)
-            .map(|t| s.spawn(move || part(t * per)))
-            .collect();
-        let mine = part(0);
+        let others: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mine = work();
         others
             .into_iter()
             .map(|h| {
@@ -71,6 +74,38 @@ pub fn seal_to_file(
             .fold(mine, Result::and)
     })?;
     Ok(offset(chunks - 1) + (data.len() - (chunks - 1) * CHUNK + TAG) as u64)
+}
+
+/// Chunks a thread seals and writes in one go (256 KiB: also the write-out step).
+const RUN: usize = 4;
+
+/// One blob being sealed into its file.
+struct Job<'a> {
+    dek: &'a [u8; 32],
+    context: &'a [u8],
+    prefix: &'a [u8; NONCE_PREFIX],
+    data: &'a [u8],
+    /// Chunks in all (the last one may be empty).
+    chunks: usize,
+    file: &'a File,
+}
+
+impl Job<'_> {
+    /// Seals chunks `first..end` and writes them at their place; returns the bytes written.
+    fn seal(&self, first: usize, end: usize, out: &mut Vec<u8>) -> io::Result<u64> {
+        let counter = u32::try_from(first).map_err(|_| io::Error::other("blob too large"))?;
+        let mut stream = Stream::at(self.dek, self.prefix, counter);
+        let mut written = 0;
+        for i in first..end {
+            let plain = &self.data[i * CHUNK..((i + 1) * CHUNK).min(self.data.len())];
+            stream
+                .seal_into(self.context, plain, out, i == self.chunks - 1)
+                .map_err(|_| io::Error::other("encryption failed"))?;
+            self.file.write_all_at(out, offset(i))?;
+            written += out.len() as u64;
+        }
+        Ok(written)
+    }
 }
 
 /// Where chunk `i` starts in the sealed blob.
