@@ -323,14 +323,17 @@ impl Protector {
         let copies = match done {
             Ok(copies) => copies,
             Err(e) => {
-                // Whatever of it became durable goes again: the relay protects it anew.
-                if let Err(e2) = self.store.shred(id, req.now, EventKind::Shredded) {
-                    tracing::warn!(message = %id, error = %e2, "cannot remove a half-stored message");
-                }
-                for (blob, _) in &contents {
-                    match self.store.blobs.delete(blob) {
-                        Ok(()) | Err(StoreError::BlobNotFound(_)) => {}
-                        Err(e2) => tracing::warn!(%blob, error = %e2, "cannot remove a blob"),
+                // Whatever of it became durable goes again: the relay protects it anew. Shredding
+                // the record removes every blob (it names them all); without a record, they go
+                // one by one.
+                match self.store.shred(id, req.now, EventKind::Shredded) {
+                    Ok(true) => {}
+                    shredded => {
+                        if let Err(e2) = shredded {
+                            tracing::warn!(message = %id, error = %e2, "cannot remove a half-stored message");
+                        }
+                        let blobs: Vec<BlobId> = contents.iter().map(|(b, _)| *b).collect();
+                        self.store.remove_blobs(&blobs);
                     }
                 }
                 return Err(e);

@@ -191,18 +191,14 @@ impl Store {
         let now = std::time::SystemTime::now();
         let listed = self.blobs.list()?;
         let named = self.meta.named_blobs()?;
-        let mut removed = 0;
-        for (id, written) in listed {
-            let age = now.duration_since(written).unwrap_or_default();
-            if named.contains(&id) || age < grace {
-                continue;
-            }
-            match self.blobs.delete(&id) {
-                Ok(()) | Err(StoreError::BlobNotFound(_)) => removed += 1,
-                Err(e) => tracing::warn!(blob = %id, error = %e, "cannot remove an unnamed blob"),
-            }
-        }
-        Ok(removed)
+        let unnamed: Vec<BlobId> = listed
+            .into_iter()
+            .filter(|(id, written)| {
+                !named.contains(id) && now.duration_since(*written).unwrap_or_default() >= grace
+            })
+            .map(|(id, _)| id)
+            .collect();
+        Ok(self.remove_blobs(&unnamed).0.len())
     }
 
     /// Deletes blobs whose message was shredded but whose deletion did not complete.
@@ -213,22 +209,29 @@ impl Store {
     }
 
     fn delete_blobs(&self, blobs: &[BlobId]) -> Result<()> {
-        let mut deleted = Vec::with_capacity(blobs.len());
-        let mut first_err = None;
-        for b in blobs {
-            match self.blobs.delete(b) {
-                Ok(()) | Err(StoreError::BlobNotFound(_)) => deleted.push(*b),
-                Err(e) => {
-                    tracing::warn!(blob = %b, error = %e, "blob deletion failed; will retry");
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
+        let (deleted, first_err) = self.remove_blobs(blobs);
         self.meta.blobs_deleted(&deleted)?;
         self.meta.flush()?;
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Removes each blob from the blob store (one already gone counts as removed); returns
+    /// those removed and the first failure, each failure logged.
+    pub fn remove_blobs(&self, blobs: &[BlobId]) -> (Vec<BlobId>, Option<StoreError>) {
+        let mut removed = Vec::with_capacity(blobs.len());
+        let mut first_err = None;
+        for b in blobs {
+            match self.blobs.delete(b) {
+                Ok(()) | Err(StoreError::BlobNotFound(_)) => removed.push(*b),
+                Err(e) => {
+                    tracing::warn!(blob = %b, error = %e, "cannot remove a blob");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        (removed, first_err)
     }
 }
