@@ -128,7 +128,7 @@ fn main() {
                 content_type: "application/octet-stream".into(),
                 size: info.size,
                 blob: info.id,
-                sha256: info.sha256,
+                sha256: Some(info.sha256),
                 download_limit: 0,
                 blocked: false,
             });

@@ -115,13 +115,28 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
         Some(d) => Some(crate::dkim::Signer::load(d)?),
         None => None,
     };
-    let protector = Arc::new(Protector::new(
+    let mut protector = Protector::new(
         vault.clone(),
         &resolved.public_url,
         &cfg.organisation.name,
         &cfg.organisation.default_language,
         dkim,
-    ));
+    );
+    // Checksums that a crash kept from being stored are computed first, before new messages.
+    match crate::protect::checksums::Checksums::start(vault.clone()) {
+        Ok(c) => {
+            match c.resume(&vault) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(messages = n, "computing file checksums left by a stop"),
+                Err(e) => tracing::warn!(error = %e, "cannot list messages without checksums"),
+            }
+            protector = protector.with_checksums(c);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start the checksum helper; files are hashed at once")
+        }
+    }
+    let protector = Arc::new(protector);
     let admit = (cfg.policy.examine_before_reply != BeforeReply::Never).then(|| {
         Arc::new(crate::admit::Admit::new(
             pipeline.clone(),

@@ -119,8 +119,29 @@ fn password_by_mail_then_message_files_and_zip() {
         "{sc}"
     );
 
-    let page = c.get(&link);
-    assert_eq!(page.status, 200);
+    // Each file's SHA-256, to check a download against: a large file's is computed just after
+    // the reply, so the page may say so for a moment before it shows the sum.
+    use sha2::{Digest, Sha256};
+    let sum = Sha256::digest(&big);
+    let sum: String = sum.iter().map(|b| format!("{b:02x}")).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let page = loop {
+        let page = c.get(&link);
+        assert_eq!(page.status, 200);
+        let t = page.text();
+        if t.contains(&format!("SHA-256 <code>{sum}</code>")) {
+            break page;
+        }
+        assert!(
+            t.contains("SHA-256 wordt berekend") || t.contains("SHA-256 is being computed"),
+            "{t}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the checksum never came"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert_headers(&page);
     let t = page.text();
     assert!(t.contains(&u), "subject shown");
@@ -130,11 +151,6 @@ fn password_by_mail_then_message_files_and_zip() {
         "the body is in a sandboxed frame"
     );
     assert!(t.contains("&#34;quoted&#34;name.pdf"), "names escaped: {t}");
-    // Each file's SHA-256, as computed when it was sealed, to check a download against.
-    use sha2::{Digest, Sha256};
-    let sum = Sha256::digest(&big);
-    let sum: String = sum.iter().map(|b| format!("{b:02x}")).collect();
-    assert!(t.contains(&format!("SHA-256 <code>{sum}</code>")), "{t}");
     assert!(!t.contains("<script"), "no script in the page");
     // The sender's HTML, sanitised, under a sandbox CSP.
     let body = c.get(&format!("{link}/body"));

@@ -145,7 +145,10 @@ fn walk(ctx: &mut Ctx, msg: &Message<'_>, mode: Mode, prefix: &str, depth: usize
             let kept: usize = ctx.out.decoded.iter().map(|d| d.bytes.len()).sum();
             if kept + bytes.len() <= ctx.limits.keep_decoded {
                 let span = (part.offset_body as usize, part.offset_end as usize);
-                ctx.out.decoded.push(Decoded { span, bytes });
+                ctx.out.decoded.push(Decoded {
+                    span,
+                    bytes: std::sync::Arc::new(bytes),
+                });
             }
         }
     }

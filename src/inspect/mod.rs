@@ -107,7 +107,8 @@ pub struct Inspection {
 pub struct Decoded {
     /// Byte range of the encoded body in the original message.
     pub span: (usize, usize),
-    pub bytes: Vec<u8>,
+    /// Shared: protection may hand it on to be checksummed after the reply.
+    pub bytes: Arc<Vec<u8>>,
 }
 
 /// Messages up to this size are inspected on the calling thread.

@@ -6,6 +6,7 @@
 //! Nothing is handed back until the store is durable, so a copy never carries a link to content
 //! that a crash could lose.
 
+pub mod checksums;
 pub mod controls;
 pub mod parts;
 
@@ -19,9 +20,11 @@ use crate::store::{
     Auth, BlobId, BodyRecord, DataKey, Event, EventKind, FileRecord, Message, MessageId,
     PasswordDelivery, Protection, Recipient, RecipientKind, Store, StoreError,
 };
+use checksums::{Checksums, Job};
 use chrono::{DateTime, Utc};
 use mail_parser::Message as Mime;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -89,6 +92,8 @@ pub struct Protector {
     org_name: String,
     language: String,
     dkim: Option<Signer>,
+    /// Where large files are checksummed after the reply; without it they are hashed at once.
+    checksums: Option<Checksums>,
 }
 
 /// A custom password must at least be this long (the confirmation page brings a real strength
@@ -109,7 +114,14 @@ impl Protector {
             org_name: org_name.to_string(),
             language: language.to_string(),
             dkim,
+            checksums: None,
         }
+    }
+
+    /// Checksums large files on `c`'s idle-priority helper instead of before the reply.
+    pub fn with_checksums(mut self, c: Checksums) -> Protector {
+        self.checksums = Some(c);
+        self
     }
 
     /// The link a recipient's token opens.
@@ -265,6 +277,24 @@ impl Protector {
                 })
                 .collect()
         };
+        // Large files decoded by inspection get their checksum after the reply when the helper
+        // can take them; the rest are hashed here, alongside the sealing.
+        let mut later: Vec<Option<Arc<Vec<u8>>>> = files
+            .iter()
+            .map(|f| {
+                f.shared
+                    .clone()
+                    .filter(|b| b.len() >= checksums::DEFER_FROM)
+            })
+            .collect();
+        let cost: usize = later.iter().flatten().map(|b| checksums::cost(b)).sum();
+        if !self
+            .checksums
+            .as_ref()
+            .is_some_and(|c| cost > 0 && c.hold(cost))
+        {
+            later.iter_mut().for_each(|b| *b = None);
+        }
         // The blobs are sealed and made durable on another thread while this one hashes them,
         // writes and flushes the metadata and builds the copies (and hands them to `early`);
         // both are done before this returns, so before any copy may leave. A crash in between
@@ -277,26 +307,26 @@ impl Protector {
                     .iter()
                     .try_for_each(|(id, data)| blobs.put_bytes(id, &dek, data))
             });
-            let mut sums = contents.iter().map(|(id, data)| {
-                let sha256: [u8; 32] = Sha256::digest(data).into();
-                (*id, data.len() as u64, sha256)
-            });
+            let sum = |data: &[u8]| -> [u8; 32] { Sha256::digest(data).into() };
             let records = files
                 .iter()
-                .zip(sums.by_ref())
-                .map(|(f, (blob, size, sha256))| FileRecord {
+                .zip(&contents)
+                .zip(&later)
+                .map(|((f, (blob, data)), later)| FileRecord {
                     name: f.name.clone(),
                     content_type: f.content_type.clone(),
-                    size,
-                    blob,
-                    sha256,
+                    size: data.len() as u64,
+                    blob: *blob,
+                    sha256: later.is_none().then(|| sum(data)),
                     download_limit: fs.download_limit,
                     blocked: false,
                 })
                 .collect();
-            let body = sums
-                .next()
-                .map(|(blob, size, sha256)| BodyRecord { blob, size, sha256 });
+            let body = contents.get(files.len()).map(|(blob, data)| BodyRecord {
+                blob: *blob,
+                size: data.len() as u64,
+                sha256: sum(data),
+            });
             let msg = Message {
                 id,
                 sender: sender_address(parsed),
@@ -311,15 +341,39 @@ impl Protector {
                 files: records,
                 blocked: false,
             };
+            // The copies go to `early` before the record is flushed, so that their queue commit
+            // and the flush wait on the disk together: a copy made durable without its record
+            // is dropped by the relay, as one without its blobs is.
             let mut copies = self
                 .store_and_build(&msg, &dek, req, &decoded)
                 .map(outgoing);
             if let (Some(early), Ok(c)) = (early.as_mut(), copies.as_mut()) {
                 early(id, std::mem::take(c));
             }
+            let copies = copies.and_then(|c| {
+                self.store.meta.flush()?;
+                Ok(c)
+            });
             let written = writing.join().expect("writing blobs does not panic");
             written.map_err(ProtectError::from).and(copies)
         });
+        let held: Vec<(u32, Arc<Vec<u8>>)> = later
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, b)| Some((i as u32, b?)))
+            .collect();
+        if let Some(c) = &self.checksums
+            && !held.is_empty()
+        {
+            if done.is_ok() {
+                c.submit(Job::Held {
+                    message: id,
+                    files: held,
+                });
+            } else {
+                c.release(held.iter().map(|(_, b)| checksums::cost(b)).sum());
+            }
+        }
         let copies = match done {
             Ok(copies) => copies,
             Err(e) => {
@@ -350,8 +404,8 @@ impl Protector {
 }
 
 impl Protector {
-    /// Writes the message record, one link per recipient and the `Stored` event, flushes them,
-    /// and builds each recipient's rewritten copy (DKIM-signed when configured), in the order
+    /// Writes the message record, one link per recipient and the `Stored` event (the caller
+    /// flushes them), and builds each recipient's rewritten copy (DKIM-signed when configured), in the order
     /// of `msg.recipients`.
     fn store_and_build(
         &self,
@@ -362,7 +416,6 @@ impl Protector {
     ) -> Result<Vec<Vec<u8>>, ProtectError> {
         let meta = self.store.meta.as_ref();
         let links = meta.create_message(msg, dek, &Event::new(req.now, EventKind::Stored))?;
-        meta.flush()?;
 
         let infos: Vec<FileInfo> = msg
             .files

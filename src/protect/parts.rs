@@ -14,6 +14,8 @@ pub struct Attachment<'a> {
     pub name: String,
     pub content_type: String,
     pub data: Cow<'a, [u8]>,
+    /// The same bytes, when inspection decoded them and they can be kept past the reply.
+    pub shared: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 /// A file name as shown and served: the last path component, no control or bidi-override
@@ -53,11 +55,15 @@ pub(crate) fn attachments<'a>(parsed: &'a Parsed<'a>, known: &'a [Decoded]) -> V
             continue;
         }
         let n = out.len() + 1;
+        let mut shared = None;
         let (data, ct): (Cow<'a, [u8]>, String) = match &part.body {
             PartType::Binary(_) | PartType::InlineBinary(_) => {
                 let span = (part.offset_body as usize, part.offset_end as usize);
                 let d = match known.iter().find(|k| k.span == span) {
-                    Some(k) => Cow::Borrowed(k.bytes.as_slice()),
+                    Some(k) => {
+                        shared = Some(k.bytes.clone());
+                        Cow::Borrowed(k.bytes.as_slice())
+                    }
                     None => match parsed.bytes(part) {
                         Some(d) => d,
                         None => continue,
@@ -83,6 +89,7 @@ pub(crate) fn attachments<'a>(parsed: &'a Parsed<'a>, known: &'a [Decoded]) -> V
             name,
             content_type: ct,
             data,
+            shared,
         });
     }
     out
@@ -207,7 +214,7 @@ Content-Transfer-Encoding: base64\r\n\r\n"
         };
         let insp = crate::inspect::inspect(&mail, &limits);
         assert_eq!(insp.decoded.len(), 1, "the binary body is kept");
-        assert_eq!(insp.decoded[0].bytes, big);
+        assert_eq!(*insp.decoded[0].bytes, big);
         let m = Parsed::new(&mail).unwrap();
         let reused = attachments(&m, &insp.decoded);
         let own = attachments(&m, &[]);

@@ -11,6 +11,16 @@ fn store(dir: &std::path::Path) -> Store {
     Store::open_local(dir, Arc::new(Keyring::for_tests())).unwrap()
 }
 
+fn protector(store: &Store) -> Protector {
+    Protector::new(
+        store.clone(),
+        "https://veilig.zorg.nl/",
+        "Zorg BV",
+        "nl",
+        None,
+    )
+}
+
 fn decision(findings: &[&str]) -> Decision {
     Decision {
         verdict: Verdict::Deliver,
@@ -67,13 +77,7 @@ fn run(
 ) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
-    let p = Protector::new(
-        store.clone(),
-        "https://veilig.zorg.nl/",
-        "Zorg BV",
-        "nl",
-        None,
-    );
+    let p = protector(&store);
     let rcpts: Vec<String> = rcpts.iter().map(|s| s.to_string()).collect();
     let settings = Settings::default();
     let tags = TagWords::default();
@@ -281,4 +285,122 @@ fn public_files_need_no_authentication() {
     let (msg, _) = r.store.meta.get_message(p.message).unwrap().unwrap();
     assert_eq!(msg.auth, Auth::None);
     assert!(p.refused.is_empty());
+}
+
+/// What inspection keeps of `original`: its decoded attachment bodies.
+fn decoded(original: &[u8]) -> Vec<crate::inspect::Decoded> {
+    let limits = crate::inspect::Limits {
+        keep_decoded: usize::MAX,
+        ..Default::default()
+    };
+    crate::inspect::inspect(original, &limits).decoded
+}
+
+fn protect_with(p: &Protector, original: &[u8], decoded: &[crate::inspect::Decoded]) -> MessageId {
+    let rcpts = ["piet@example.com".to_string()];
+    let (settings, tags) = (Settings::default(), TagWords::default());
+    let out = p
+        .protect(&Request {
+            original,
+            recipients: &rcpts,
+            protection: schema::Protection::SecureFiles,
+            auth: schema::Auth::Password,
+            decision: &decision(&[]),
+            settings: &settings,
+            tags: &tags,
+            decoded,
+            now: 1_800_000_000,
+        })
+        .unwrap();
+    match out {
+        Outcome::Protected(p) => p.message,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A store and a protector whose checksum jobs wait in the returned queue.
+fn paused(
+    dir: &std::path::Path,
+) -> (
+    Store,
+    Protector,
+    std::sync::mpsc::Receiver<checksums::Job>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let store = store(dir);
+    let (sums, jobs, held) = checksums::Checksums::paused();
+    let p = protector(&store).with_checksums(sums);
+    (store, p, jobs, held)
+}
+
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut next = crate::testutil::xorshift(seed);
+    (0..len).map(|_| next() as u8).collect()
+}
+
+/// A large file's checksum is left to the helper (the record has none and the message is
+/// listed until the job has run); a small one's is stored with the record. The job stores
+/// the SHA-256 of the original bytes and frees the budget.
+#[test]
+fn large_files_are_checksummed_after_the_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, p, jobs, held) = paused(dir.path());
+    let big = noise(5, checksums::DEFER_FROM + 3);
+    let original = mail(&[("groot.bin", &big), ("klein.txt", b"klein")]);
+    let id = protect_with(&p, &original, &decoded(&original));
+
+    let (msg, _) = store.meta.get_message(id).unwrap().unwrap();
+    assert_eq!(msg.files[0].sha256, None, "left to the helper");
+    let small: [u8; 32] = Sha256::digest(b"klein").into();
+    assert_eq!(msg.files[1].sha256, Some(small));
+    assert_eq!(store.meta.unsummed().unwrap(), [id]);
+    assert!(held.load(std::sync::atomic::Ordering::Acquire) >= big.len());
+
+    checksums::run(&store, jobs.try_recv().unwrap(), &held);
+    assert!(jobs.try_recv().is_err(), "one job per message");
+    let (msg, _) = store.meta.get_message(id).unwrap().unwrap();
+    let want: [u8; 32] = Sha256::digest(&big).into();
+    assert_eq!(msg.files[0].sha256, Some(want));
+    assert!(store.meta.unsummed().unwrap().is_empty());
+    assert_eq!(held.load(std::sync::atomic::Ordering::Acquire), 0);
+
+    // Without the decoded bytes (the relay protecting from its queue), or past the budget,
+    // the file is hashed at once.
+    let id = protect_with(&p, &original, &[]);
+    let (msg, _) = store.meta.get_message(id).unwrap().unwrap();
+    assert_eq!(msg.files[0].sha256, Some(want));
+    held.store(checksums::HOLD, std::sync::atomic::Ordering::Release);
+    let id = protect_with(&p, &original, &decoded(&original));
+    let (msg, _) = store.meta.get_message(id).unwrap().unwrap();
+    assert_eq!(msg.files[0].sha256, Some(want));
+    assert!(jobs.try_recv().is_err());
+}
+
+/// A job lost in a crash: the message stays listed, and at the next start its sums are
+/// computed from the sealed blobs.
+#[test]
+fn checksums_lost_in_a_crash_are_computed_from_the_blobs_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, p, jobs, _) = paused(dir.path());
+    let big = noise(6, checksums::DEFER_FROM * 2);
+    let original = mail(&[("groot.bin", &big)]);
+    let id = protect_with(&p, &original, &decoded(&original));
+    drop(jobs);
+    drop(p);
+    store.meta.flush().unwrap();
+
+    let started = checksums::Checksums::start(store.clone()).unwrap();
+    assert_eq!(started.resume(&store).unwrap(), 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let want: [u8; 32] = Sha256::digest(&big).into();
+    loop {
+        let (msg, _) = store.meta.get_message(id).unwrap().unwrap();
+        if let Some(sum) = msg.files[0].sha256 {
+            assert_eq!(sum, want);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never computed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(store.meta.unsummed().unwrap().is_empty());
 }

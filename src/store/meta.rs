@@ -69,6 +69,14 @@ pub trait MetaStore: Send + Sync {
     /// Forgets blobs that were deleted from the blob store.
     fn blobs_deleted(&self, blobs: &[BlobId]) -> Result<()>;
 
+    /// Stores the plaintext checksums of files (index into `files`) that were stored without one;
+    /// a file that has one keeps it. Once every file has one, the message leaves
+    /// [`MetaStore::unsummed`]. `false` when the message is not stored (any more).
+    fn set_checksums(&self, id: MessageId, sums: &[(u32, [u8; 32])]) -> Result<bool>;
+
+    /// Messages stored with a file whose checksum is still to be computed.
+    fn unsummed(&self) -> Result<Vec<MessageId>>;
+
     /// Atomically counts one download of file `file` by recipient `rcpt` against the file's
     /// limit (0 = unlimited); concurrent calls never together exceed it.
     fn count_download(&self, id: MessageId, rcpt: u32, file: u32) -> Result<Download>;

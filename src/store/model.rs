@@ -63,8 +63,9 @@ pub struct FileRecord {
     /// Plaintext size in bytes.
     pub size: u64,
     pub blob: BlobId,
-    /// Plaintext SHA-256.
-    pub sha256: [u8; 32],
+    /// Plaintext SHA-256; `None` while it is being computed (large files are hashed in the
+    /// background, after the sender has had the reply; see `protect::checksums`).
+    pub sha256: Option<[u8; 32]>,
     /// Downloads allowed per recipient; 0 = unlimited.
     pub download_limit: u32,
     #[serde(default)]

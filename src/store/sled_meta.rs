@@ -9,6 +9,7 @@
 //! - `ev`: message id ‖ sequence → event sealed with the keyring
 //! - `dl`: message id ‖ recipient ‖ file → download count sealed with the keyring
 //! - `blob_of`: message id ‖ blob id → nothing; `doomed`: blob id → nothing
+//! - `nosum`: message id → nothing, while a file of the message has no checksum yet
 
 use super::keys::ct_eq;
 use super::{
@@ -35,6 +36,7 @@ pub struct SledMeta {
     pub(super) dl: sled::Tree,
     pub(super) blob_of: sled::Tree,
     pub(super) doomed: sled::Tree,
+    pub(super) nosum: sled::Tree,
 }
 
 pub(super) fn tx_err(e: TransactionError<StoreError>) -> StoreError {
@@ -72,6 +74,26 @@ fn open_record(id: MessageId, dek: &DataKey, sealed: &[u8]) -> Result<Message> {
         return Err(corrupt(format!("message {id}"), "holds another id"));
     }
     Ok(msg)
+}
+
+fn seal_record(msg: &Message, dek: &DataKey) -> Result<Vec<u8>> {
+    let json = serde_json::to_vec(msg).map_err(|e| corrupt("message", e))?;
+    Ok(seal_bytes_with_key(
+        dek.expose(),
+        &record_ctx(msg.id),
+        &json,
+    )?)
+}
+
+/// Copies into `msg` the checksums `old` has for the same blobs that `msg` lacks.
+fn keep_checksums(msg: &mut Message, old: &Message) {
+    for f in msg.files.iter_mut().filter(|f| f.sha256.is_none()) {
+        f.sha256 = old
+            .files
+            .iter()
+            .find(|o| o.blob == f.blob)
+            .and_then(|o| o.sha256);
+    }
 }
 
 fn read_u32(b: &[u8], at: usize) -> Option<u32> {
@@ -112,6 +134,7 @@ impl SledMeta {
             dl: t("dl")?,
             blob_of: t("blob_of")?,
             doomed: t("doomed")?,
+            nosum: t("nosum")?,
             keys: RwLock::new(keys),
             db,
         })
@@ -180,14 +203,22 @@ impl MetaStore for SledMeta {
             return Err(StoreError::KeyMismatch(id));
         }
         let fresh_wrap = wrap(&keys, id, dek)?.to_bytes();
-        let json = serde_json::to_vec(msg).map_err(|e| corrupt("message", e))?;
-        let record = seal_bytes_with_key(dek.expose(), &record_ctx(id), &json)?;
         let blobs = msg.blob_ids();
         let new_exp = exp_key(msg.expires, id);
         (&self.msg, &self.wkey, &self.exp, &self.blob_of)
             .transaction(|(m, w, x, b)| {
-                if let Some(old) = m.insert(id.as_bytes(), record.as_slice())? {
-                    let old = open_record(id, dek, &old).map_err(Cte::Abort)?;
+                let old = match m.get(id.as_bytes())? {
+                    Some(old) => Some(open_record(id, dek, &old).map_err(Cte::Abort)?),
+                    None => None,
+                };
+                // A checksum stored since the caller read the record is kept.
+                let mut msg = msg.clone();
+                if let Some(old) = &old {
+                    keep_checksums(&mut msg, old);
+                }
+                let record = seal_record(&msg, dek).map_err(Cte::Abort)?;
+                m.insert(id.as_bytes(), record)?;
+                if let Some(old) = old {
                     x.remove(exp_key(old.expires, id))?;
                 }
                 if w.get(id.as_bytes())?.is_none() {
@@ -211,8 +242,7 @@ impl MetaStore for SledMeta {
         let keys = self.keys();
         let id = msg.id;
         let wrapped = wrap(&keys, id, dek)?.to_bytes();
-        let json = serde_json::to_vec(msg).map_err(|e| corrupt("message", e))?;
-        let record = seal_bytes_with_key(dek.expose(), &record_ctx(id), &json)?;
+        let record = seal_record(msg, dek)?;
         let expiry = exp_key(msg.expires, id);
         let blobs: Vec<Vec<u8>> = msg
             .blob_ids()
@@ -229,6 +259,12 @@ impl MetaStore for SledMeta {
             tokens.push(token);
         }
         let (ev_key, ev_value) = self.sealed_event(&keys, id, event)?;
+        // Listed first, so that a crash cannot leave a record without a checksum unlisted; a
+        // listing whose message was never stored is dropped by the job that finds it so.
+        let unsummed = msg.files.iter().any(|f| f.sha256.is_none());
+        if unsummed {
+            self.nosum.insert(id.as_bytes(), &[])?;
+        }
         let trees = (
             &self.msg,
             &self.wkey,
@@ -256,7 +292,12 @@ impl MetaStore for SledMeta {
                 e.insert(ev_key.as_slice(), ev_value.as_slice())?;
                 Ok(())
             })
-            .map_err(tx_err)?;
+            .map_err(tx_err)
+            .inspect_err(|e| {
+                if unsummed && !matches!(e, StoreError::Exists(_)) {
+                    let _ = self.nosum.remove(id.as_bytes());
+                }
+            })?;
         Ok(tokens)
     }
 
@@ -376,6 +417,47 @@ impl MetaStore for SledMeta {
         }
         self.doomed.apply_batch(batch)?;
         Ok(())
+    }
+
+    fn set_checksums(&self, id: MessageId, sums: &[(u32, [u8; 32])]) -> Result<bool> {
+        loop {
+            let Some(wrapped) = self.wrapped(id)? else {
+                self.nosum.remove(id.as_bytes())?;
+                return Ok(false);
+            };
+            let dek = unwrap(&self.keys(), id, &wrapped)?;
+            let Some(sealed) = self.msg.get(id.as_bytes())? else {
+                self.nosum.remove(id.as_bytes())?;
+                return Ok(false);
+            };
+            let mut msg = open_record(id, &dek, &sealed)?;
+            for (i, sum) in sums {
+                if let Some(f) = msg.files.get_mut(*i as usize) {
+                    f.sha256.get_or_insert(*sum);
+                }
+            }
+            let record = seal_record(&msg, &dek)?;
+            // Another writer in between (a password, another job): read it again.
+            if self
+                .msg
+                .compare_and_swap(id.as_bytes(), Some(sealed), Some(record))?
+                .is_err()
+            {
+                continue;
+            }
+            if msg.files.iter().all(|f| f.sha256.is_some()) {
+                self.nosum.remove(id.as_bytes())?;
+            }
+            return Ok(true);
+        }
+    }
+
+    fn unsummed(&self) -> Result<Vec<MessageId>> {
+        self.nosum
+            .iter()
+            .keys()
+            .map(|k| MessageId::from_slice(&k?).ok_or_else(|| corrupt("checksum list", "bad key")))
+            .collect()
     }
 
     fn count_download(&self, id: MessageId, rcpt: u32, file: u32) -> Result<Download> {

@@ -49,7 +49,7 @@ pub(super) fn sample(store: &Store, expires: i64, limit: u32) -> (Message, DataK
             content_type: "application/vnd.ms-excel".into(),
             size: blob.size,
             blob: blob.id,
-            sha256: blob.sha256,
+            sha256: Some(blob.sha256),
             download_limit: limit,
             blocked: false,
         }],
@@ -472,4 +472,88 @@ fn blob_files_no_message_names_are_swept_once_old_enough() {
 fn blob_path(data_dir: &Path, id: &BlobId) -> std::path::PathBuf {
     let hex = id.to_string();
     data_dir.join("blobs").join(&hex[..2]).join(hex)
+}
+
+/// Checksums stored after the record: only where one is missing, kept by a writer that read the
+/// record before, and the message listed as unsummed until all are in (or it is shredded).
+#[test]
+fn checksums_stored_later_are_kept_and_listed_until_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_local(dir.path(), keys()).unwrap();
+    let (template, _) = sample(&store, 1000, 0);
+    let mut msg = Message {
+        id: MessageId::random(),
+        ..template.clone()
+    };
+    let second = FileRecord {
+        name: "tweede.pdf".into(),
+        blob: BlobId::random(),
+        ..msg.files[0].clone()
+    };
+    msg.files.push(second);
+    let known = msg.files[0].sha256;
+    msg.files[0].sha256 = None;
+    msg.files[1].sha256 = None;
+    let dek = DataKey::generate();
+    store
+        .meta
+        .create_message(&msg, &dek, &Event::new(20, EventKind::Stored))
+        .unwrap();
+    assert_eq!(store.meta.unsummed().unwrap(), [msg.id]);
+    let (stale, _) = store.meta.get_message(msg.id).unwrap().unwrap();
+
+    // One of two: still listed. A second value for the same file does not replace the first.
+    assert!(
+        store
+            .meta
+            .set_checksums(msg.id, &[(0, known.unwrap())])
+            .unwrap()
+    );
+    assert!(store.meta.set_checksums(msg.id, &[(0, [7; 32])]).unwrap());
+    assert_eq!(store.meta.unsummed().unwrap(), [msg.id]);
+    // A writer holding the record from before (a new password) keeps the stored sum.
+    let mut changed = stale.clone();
+    changed.recipients[0].password_hash = Some("$argon2id$x".into());
+    store.meta.put_message(&changed, &dek).unwrap();
+    let (back, _) = store.meta.get_message(msg.id).unwrap().unwrap();
+    assert_eq!(back.files[0].sha256, known);
+    assert_eq!(
+        back.recipients[0].password_hash.as_deref(),
+        Some("$argon2id$x")
+    );
+    // Out-of-range indexes are ignored; the last sum completes the message.
+    assert!(
+        store
+            .meta
+            .set_checksums(msg.id, &[(9, [1; 32]), (1, [2; 32])])
+            .unwrap()
+    );
+    let (back, _) = store.meta.get_message(msg.id).unwrap().unwrap();
+    assert_eq!(back.files[1].sha256, Some([2; 32]));
+    assert!(store.meta.unsummed().unwrap().is_empty());
+
+    // Shredding ends a listing; so does a job that finds its message gone.
+    let (other, _) = sample(&store, 1000, 0);
+    let mut unsummed = Message {
+        id: MessageId::random(),
+        ..other
+    };
+    unsummed.files[0].sha256 = None;
+    store
+        .meta
+        .create_message(
+            &unsummed,
+            &DataKey::generate(),
+            &Event::new(20, EventKind::Stored),
+        )
+        .unwrap();
+    assert_eq!(store.meta.unsummed().unwrap(), [unsummed.id]);
+    assert!(store.shred(unsummed.id, 30, EventKind::Shredded).unwrap());
+    assert!(store.meta.unsummed().unwrap().is_empty());
+    assert!(
+        !store
+            .meta
+            .set_checksums(unsummed.id, &[(0, [3; 32])])
+            .unwrap()
+    );
 }

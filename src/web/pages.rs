@@ -61,7 +61,8 @@ pub struct FileRow {
     pub available: bool,
     pub state: Option<String>,
     /// Of the original file, in hex: the recipient can check what was downloaded.
-    pub sha256: String,
+    /// Hex; `None` for the moment after sending while it is being computed.
+    pub sha256: Option<String>,
 }
 
 #[derive(Template)]
@@ -364,7 +365,7 @@ pub async fn landing(web: &Arc<Web>, ctx: &Ctx) -> Resp {
             size: words::size(l, f.size),
             available: !f.blocked,
             state: f.blocked.then(|| t.file_blocked.to_string()),
-            sha256: hex::encode(f.sha256),
+            sha256: f.sha256.map(hex::encode),
         })
         .collect();
     let (has_html, body_text) = match body_parts(web, ctx).await {
