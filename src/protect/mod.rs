@@ -405,8 +405,8 @@ impl Protector {
 
 impl Protector {
     /// Writes the message record, one link per recipient and the `Stored` event (the caller
-    /// flushes them), and builds each recipient's rewritten copy (DKIM-signed when configured), in the order
-    /// of `msg.recipients`.
+    /// flushes them), and builds each recipient's rewritten copy (DKIM-signed when configured),
+    /// in the order of `msg.recipients`.
     fn store_and_build(
         &self,
         msg: &Message,
