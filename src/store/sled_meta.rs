@@ -100,6 +100,24 @@ fn read_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// Opens the sled database in `dir`. sled releases its file lock from a background thread when
+/// a database is dropped, so reopening right after a close can briefly find it held; another
+/// process holding it is still an error once the wait is over.
+pub(super) fn open_db(dir: &Path) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SledMeta {
     /// Opens (or creates, mode 0700) the database in `dir`.
     pub fn open(dir: &Path, keys: SharedKeys) -> Result<SledMeta> {
@@ -108,21 +126,7 @@ impl SledMeta {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
-        // sled releases its file lock from a background thread when a database is dropped, so
-        // reopening right after a close can briefly find it held; another process holding it
-        // is still an error once the wait is over.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-        let db = loop {
-            match sled::Config::new().path(dir).open() {
-                Err(sled::Error::Io(e))
-                    if e.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                other => break other?,
-            }
-        };
+        let db = open_db(dir)?;
         let t = |name: &str| db.open_tree(name);
         Ok(SledMeta {
             msg: t("msg")?,
@@ -147,6 +151,19 @@ impl SledMeta {
 
     pub(super) fn keys(&self) -> SharedKeys {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The message, its data key and its record as stored (for a compare-and-swap).
+    fn load(&self, id: MessageId) -> Result<Option<(Message, DataKey, sled::IVec)>> {
+        let Some(wrapped) = self.wrapped(id)? else {
+            return Ok(None);
+        };
+        let dek = unwrap(&self.keys(), id, &wrapped)?;
+        let sealed = self
+            .msg
+            .get(id.as_bytes())?
+            .ok_or_else(|| corrupt(format!("message {id}"), "wrapped key without record"))?;
+        Ok(Some((open_record(id, &dek, &sealed)?, dek, sealed)))
     }
 
     fn wrapped(&self, id: MessageId) -> Result<Option<WrappedKey>> {
@@ -302,15 +319,7 @@ impl MetaStore for SledMeta {
     }
 
     fn get_message(&self, id: MessageId) -> Result<Option<(Message, DataKey)>> {
-        let Some(wrapped) = self.wrapped(id)? else {
-            return Ok(None);
-        };
-        let dek = unwrap(&self.keys(), id, &wrapped)?;
-        let sealed = self
-            .msg
-            .get(id.as_bytes())?
-            .ok_or_else(|| corrupt(format!("message {id}"), "wrapped key without record"))?;
-        Ok(Some((open_record(id, &dek, &sealed)?, dek)))
+        Ok(self.load(id)?.map(|(msg, dek, _)| (msg, dek)))
     }
 
     fn new_link(&self, id: MessageId, rcpt: u32) -> Result<LinkToken> {
@@ -421,16 +430,10 @@ impl MetaStore for SledMeta {
 
     fn set_checksums(&self, id: MessageId, sums: &[(u32, [u8; 32])]) -> Result<bool> {
         loop {
-            let Some(wrapped) = self.wrapped(id)? else {
+            let Some((mut msg, dek, sealed)) = self.load(id)? else {
                 self.nosum.remove(id.as_bytes())?;
                 return Ok(false);
             };
-            let dek = unwrap(&self.keys(), id, &wrapped)?;
-            let Some(sealed) = self.msg.get(id.as_bytes())? else {
-                self.nosum.remove(id.as_bytes())?;
-                return Ok(false);
-            };
-            let mut msg = open_record(id, &dek, &sealed)?;
             for (i, sum) in sums {
                 if let Some(f) = msg.files.get_mut(*i as usize) {
                     f.sha256.get_or_insert(*sum);

@@ -25,7 +25,7 @@ fn tampered_records_and_wrong_keys_fail_loudly() {
     drop(store);
 
     let flip = |tree: &str, pos: usize| {
-        let db = sled::open(dir.path().join("meta")).unwrap();
+        let db = super::sled_meta::open_db(&dir.path().join("meta")).unwrap();
         let t = db.open_tree(tree).unwrap();
         let mut v = t.get(m.id.as_bytes()).unwrap().unwrap().to_vec();
         v[pos] ^= 0x10;
@@ -75,7 +75,7 @@ fn rotation_rewraps_and_old_messages_still_open() {
     assert!(store.meta.get_message(m2.id).unwrap().is_some());
     drop(store);
     let wrapped_ids = |data: &Path| {
-        let db = sled::open(data.join("meta")).unwrap();
+        let db = super::sled_meta::open_db(&data.join("meta")).unwrap();
         let t = db.open_tree("wkey").unwrap();
         [m1.id, m2.id].map(|id| {
             WrappedKey::from_bytes(&t.get(id.as_bytes()).unwrap().unwrap())
