@@ -91,6 +91,50 @@ fn roundtrips_at_chunk_edges_and_large() {
     }
 }
 
+/// Pages of `path` in the page cache, and all its pages.
+fn cached_pages(path: &std::path::Path) -> (usize, usize) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    let page = 4096;
+    let pages = len.div_ceil(page);
+    let mut vec = vec![0u8; pages];
+    // SAFETY: a read-only shared mapping of an open file of `len` > 0 bytes, unmapped below;
+    // mincore writes one byte per page into `vec`, which has one per page.
+    unsafe {
+        let addr = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        assert_ne!(addr, libc::MAP_FAILED);
+        assert_eq!(libc::mincore(addr, len, vec.as_mut_ptr()), 0);
+        libc::munmap(addr, len);
+    }
+    (vec.iter().filter(|&&b| b & 1 == 1).count(), pages)
+}
+
+#[test]
+fn durable_blobs_leave_the_page_cache() {
+    // On a disk: in tmpfs the cache is the storage and cannot be dropped.
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let s = FsBlobStore::open(&dir.path().join("blobs")).unwrap();
+    let dek = DataKey::generate();
+    let streamed = s.put(&dek, &mut Gen::new(3 << 20, 7)).unwrap().id;
+    let whole = BlobId::random();
+    s.put_bytes(&whole, &dek, &vec![5u8; 3 << 20]).unwrap();
+    for id in [streamed, whole] {
+        let (cached, pages) = cached_pages(&s.path_of(&id));
+        assert!(pages > 700);
+        assert_eq!(cached, 0, "{cached} of {pages} pages still cached");
+        // Still readable, from the disk.
+        assert_eq!(read_all(s.open(&id, &dek)).unwrap().len(), 3 << 20);
+    }
+}
+
 #[test]
 fn blob_files_hold_no_plaintext_and_sit_in_fanout_dirs() {
     let (dir, s) = store();
