@@ -1,5 +1,6 @@
 //! Inbound ESMTP: the listener, connection limits, STARTTLS and graceful shutdown.
 
+mod address;
 pub mod data;
 pub mod replies;
 pub mod session;
