@@ -62,13 +62,21 @@ pub struct FsBlobStore {
     writing: AtomicUsize,
 }
 
-/// Empty temporary files made ahead by a helper thread: creating a file can cost as much as
-/// writing a megabyte into it, and need not be on the way of the blob being written.
+/// A helper thread for file work that need not be on the way of the blob being written:
+/// empty temporary files made ahead (creating a file can cost as much as writing a megabyte
+/// into it), and the page-cache drop of blobs already durable.
 struct Spares {
     tmp: PathBuf,
     ready: Arc<Mutex<Vec<(PathBuf, File)>>>,
-    /// Asks the helper (started at first use) for one more.
-    refill: OnceLock<mpsc::Sender<()>>,
+    /// Chores for the helper, started at first use.
+    chores: OnceLock<mpsc::Sender<Chore>>,
+}
+
+enum Chore {
+    /// Make one more spare file.
+    Refill,
+    /// Drop the pages of this durable blob from the cache.
+    Uncache(File),
 }
 
 /// Spare files kept at most.
@@ -77,20 +85,34 @@ const SPARES: usize = 4;
 impl Spares {
     fn take(&self) -> Option<(PathBuf, File)> {
         let spare = self.ready.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let _ = self.refill.get_or_init(|| self.start()).send(());
+        self.send(Chore::Refill);
         spare
     }
 
+    /// Has the pages of a durable blob dropped from the cache. Without the helper they stay
+    /// cached, which is only a waste.
+    fn uncache(&self, file: File) {
+        self.send(Chore::Uncache(file));
+    }
+
+    fn send(&self, chore: Chore) {
+        let _ = self.chores.get_or_init(|| self.start()).send(chore);
+    }
+
     /// The helper makes a spare file for every request, up to [`SPARES`]; it ends with the
-    /// store. A file it cannot make (disk full, folder gone) is simply not there: the writer
-    /// then makes its own and sees the error.
-    fn start(&self) -> mpsc::Sender<()> {
-        let (tx, rx) = mpsc::channel::<()>();
+    /// store, after the chores already sent. A file it cannot make (disk full, folder gone) is
+    /// simply not there: the writer then makes its own and sees the error.
+    fn start(&self) -> mpsc::Sender<Chore> {
+        let (tx, rx) = mpsc::channel::<Chore>();
         let (tmp, ready) = (self.tmp.clone(), self.ready.clone());
         let spawned = std::thread::Builder::new()
             .name("blob-spares".into())
             .spawn(move || {
-                while rx.recv().is_ok() {
+                while let Ok(chore) = rx.recv() {
+                    if let Chore::Uncache(file) = chore {
+                        drop_from_cache(&file);
+                        continue;
+                    }
                     if ready.lock().unwrap_or_else(|e| e.into_inner()).len() >= SPARES {
                         continue;
                     }
@@ -157,7 +179,7 @@ impl FsBlobStore {
             spares: Spares {
                 tmp: root.join("tmp"),
                 ready: Arc::default(),
-                refill: OnceLock::new(),
+                chores: OnceLock::new(),
             },
             writing: AtomicUsize::new(0),
         };
@@ -305,10 +327,9 @@ impl Drop for Pending {
 
 impl Pending {
     /// fsync the sealed `file`, rename it into its fan-out directory, fsync that directory.
-    fn commit(mut self, file: File) -> Result<()> {
+    fn commit(mut self, file: File, spares: &Spares) -> Result<()> {
         file.sync_all()?;
-        drop_from_cache(&file);
-        drop(file);
+        spares.uncache(file);
         if let Err(e) = std::fs::rename(&self.tmp, &self.dest) {
             // A fan-out directory removed by hand since the store opened: make it again.
             let dir = self.dest.parent().expect("fan-out directory");
@@ -343,7 +364,7 @@ impl BlobStore for FsBlobStore {
             w.write_all(&buf[..n])?;
             size += n as u64;
         }
-        pending.commit(w.finish()?.into_file())?;
+        pending.commit(w.finish()?.into_file(), &self.spares)?;
         Ok(BlobInfo {
             id,
             size,
@@ -366,7 +387,7 @@ impl BlobStore for FsBlobStore {
         );
         self.writing.fetch_sub(1, Ordering::Relaxed);
         sealed?;
-        pending.commit(file)
+        pending.commit(file, &self.spares)
     }
 
     fn open(&self, id: &BlobId, dek: &DataKey) -> Result<Box<dyn Read + Send>> {

@@ -127,7 +127,15 @@ fn durable_blobs_leave_the_page_cache() {
     let whole = BlobId::random();
     s.put_bytes(&whole, &dek, &vec![5u8; 3 << 20]).unwrap();
     for id in [streamed, whole] {
-        let (cached, pages) = cached_pages(&s.path_of(&id));
+        // Dropped by the helper thread, soon after.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let (cached, pages) = loop {
+            let (cached, pages) = cached_pages(&s.path_of(&id));
+            if cached == 0 || std::time::Instant::now() > until {
+                break (cached, pages);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
         assert!(pages > 700);
         assert_eq!(cached, 0, "{cached} of {pages} pages still cached");
         // Still readable, from the disk.
