@@ -35,6 +35,17 @@ pub trait MetaStore: Send + Sync {
     fn create_message(&self, msg: &Message, dek: &DataKey, event: &Event)
     -> Result<Vec<LinkToken>>;
 
+    /// Changes a stored message in place: `change` gets the record as it is now, and again if
+    /// another writer came in between, so concurrent changes (two recipients asking for a
+    /// password at once, a checksum arriving) are all kept. Returns the record as written, or
+    /// `None` when the message is gone. The id, expiry and files are indexed and cannot
+    /// change here ([`StoreError::Indexed`]).
+    fn update_message(
+        &self,
+        id: MessageId,
+        change: &mut dyn FnMut(&mut Message),
+    ) -> Result<Option<Message>>;
+
     /// The message and its unwrapped data key; `None` when unknown or shredded. Fails loudly when
     /// the wrapped key or the record was altered.
     fn get_message(&self, id: MessageId) -> Result<Option<(Message, DataKey)>>;

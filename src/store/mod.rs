@@ -73,6 +73,8 @@ pub enum StoreError {
     KeyMismatch(MessageId),
     #[error("blob {0} not found")]
     BlobNotFound(BlobId),
+    #[error("message {0}: its id, expiry or files cannot change in place")]
+    Indexed(MessageId),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -428,31 +428,47 @@ impl MetaStore for SledMeta {
         Ok(())
     }
 
-    fn set_checksums(&self, id: MessageId, sums: &[(u32, [u8; 32])]) -> Result<bool> {
+    fn update_message(
+        &self,
+        id: MessageId,
+        change: &mut dyn FnMut(&mut Message),
+    ) -> Result<Option<Message>> {
         loop {
             let Some((mut msg, dek, sealed)) = self.load(id)? else {
-                self.nosum.remove(id.as_bytes())?;
-                return Ok(false);
+                return Ok(None);
             };
+            let (expires, blobs) = (msg.expires, msg.blob_ids());
+            change(&mut msg);
+            if msg.id != id || msg.expires != expires || msg.blob_ids() != blobs {
+                return Err(StoreError::Indexed(id));
+            }
+            let record = seal_record(&msg, &dek)?;
+            // Another writer in between: change the record as it is now.
+            if self
+                .msg
+                .compare_and_swap(id.as_bytes(), Some(sealed), Some(record))?
+                .is_ok()
+            {
+                return Ok(Some(msg));
+            }
+        }
+    }
+
+    fn set_checksums(&self, id: MessageId, sums: &[(u32, [u8; 32])]) -> Result<bool> {
+        let updated = self.update_message(id, &mut |msg| {
             for (i, sum) in sums {
                 if let Some(f) = msg.files.get_mut(*i as usize) {
                     f.sha256.get_or_insert(*sum);
                 }
             }
-            let record = seal_record(&msg, &dek)?;
-            // Another writer in between (a password, another job): read it again.
-            if self
-                .msg
-                .compare_and_swap(id.as_bytes(), Some(sealed), Some(record))?
-                .is_err()
-            {
-                continue;
-            }
-            if msg.files.iter().all(|f| f.sha256.is_some()) {
-                self.nosum.remove(id.as_bytes())?;
-            }
-            return Ok(true);
+        })?;
+        let complete = updated
+            .as_ref()
+            .is_none_or(|msg| msg.files.iter().all(|f| f.sha256.is_some()));
+        if complete {
+            self.nosum.remove(id.as_bytes())?;
         }
+        Ok(updated.is_some())
     }
 
     fn unsummed(&self) -> Result<Vec<MessageId>> {

@@ -557,3 +557,65 @@ fn checksums_stored_later_are_kept_and_listed_until_complete() {
             .unwrap()
     );
 }
+
+#[test]
+fn concurrent_changes_in_place_are_all_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open_local(dir.path(), keys()).unwrap());
+    let (msg, _) = sample(&store, 1000, 0);
+    // Two recipients ask for a password at the same moment, again and again.
+    let writers: Vec<_> = (0..2usize)
+        .map(|r| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for n in 0..200 {
+                    let done = store
+                        .meta
+                        .update_message(msg.id, &mut |m| {
+                            m.recipients[r].password_hash = Some(format!("hash-{r}-{n}"));
+                        })
+                        .unwrap()
+                        .unwrap();
+                    assert_eq!(
+                        done.recipients[r].password_hash.as_deref(),
+                        Some(format!("hash-{r}-{n}").as_str())
+                    );
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let (back, _) = store.meta.get_message(msg.id).unwrap().unwrap();
+    let hashes: Vec<_> = back
+        .recipients
+        .iter()
+        .map(|r| r.password_hash.clone())
+        .collect();
+    assert_eq!(
+        hashes,
+        [
+            Some("hash-0-199".to_string()),
+            Some("hash-1-199".to_string())
+        ]
+    );
+    // What is indexed does not change in place; a message that is gone is not made again.
+    let refused =
+        |r: Result<Option<Message>>| matches!(r, Err(StoreError::Indexed(id)) if id == msg.id);
+    assert!(refused(
+        store.meta.update_message(msg.id, &mut |m| m.expires += 1)
+    ));
+    assert!(refused(
+        store.meta.update_message(msg.id, &mut |m| m.files.clear())
+    ));
+    assert!(store.shred(msg.id, 30, EventKind::Shredded).unwrap());
+    assert!(
+        store
+            .meta
+            .update_message(msg.id, &mut |m| m.blocked = true)
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.meta.get_message(msg.id).unwrap().is_none());
+}

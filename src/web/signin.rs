@@ -57,22 +57,18 @@ async fn send_password(web: &Arc<Web>, ctx: &Ctx) -> Result<(), String> {
     let hash = tokio::task::spawn_blocking(move || hash_password(&p2))
         .await
         .map_err(|e| e.to_string())??;
-    let (mut msg, dek) = web
-        .store
-        .meta
-        .get_message(ctx.id())
-        .map_err(|e| e.to_string())?
-        .ok_or("message gone")?;
-    let r = msg
-        .recipients
-        .get_mut(ctx.rcpt as usize)
-        .ok_or("no such recipient")?;
-    r.password_hash = Some(hash);
-    let to = r.address.clone();
+    let mut to = None;
     web.store
         .meta
-        .put_message(&msg, &dek)
-        .map_err(|e| e.to_string())?;
+        .update_message(ctx.id(), &mut |msg| {
+            to = msg.recipients.get_mut(ctx.rcpt as usize).map(|r| {
+                r.password_hash = Some(hash.clone());
+                r.address.clone()
+            });
+        })
+        .map_err(|e| e.to_string())?
+        .ok_or("message gone")?;
+    let to = to.ok_or("no such recipient")?;
     web.store
         .meta
         .flush_async()
