@@ -4,6 +4,7 @@
 pub mod admit;
 pub mod config;
 pub mod control;
+pub mod crew;
 pub mod dkim;
 pub mod explain;
 pub mod fsutil;

@@ -300,13 +300,13 @@ impl Protector {
         // both are done before this returns, so before any copy may leave. A crash in between
         // leaves at most a stored message that no copy links to (removed when it expires), or
         // with `early` a queued copy whose blobs are missing (dropped by the relay).
-        let done = std::thread::scope(|s| {
-            let writing = s.spawn(|| {
-                let blobs = self.store.blobs.as_ref();
-                contents
-                    .iter()
-                    .try_for_each(|(id, data)| blobs.put_bytes(id, &dek, data))
-            });
+        let writing = || {
+            let blobs = self.store.blobs.as_ref();
+            contents
+                .iter()
+                .try_for_each(|(id, data)| blobs.put_bytes(id, &dek, data))
+        };
+        let (written, copies) = crate::crew::join(writing, || {
             let sum = |data: &[u8]| -> [u8; 32] { Sha256::digest(data).into() };
             let records = files
                 .iter()
@@ -350,13 +350,12 @@ impl Protector {
             if let (Some(early), Ok(c)) = (early.as_mut(), copies.as_mut()) {
                 early(id, std::mem::take(c));
             }
-            let copies = copies.and_then(|c| {
+            copies.and_then(|c| {
                 self.store.meta.flush()?;
                 Ok(c)
-            });
-            let written = writing.join().expect("writing blobs does not panic");
-            written.map_err(ProtectError::from).and(copies)
+            })
         });
+        let done = written.map_err(ProtectError::from).and(copies);
         let held: Vec<(u32, Arc<Vec<u8>>)> = later
             .into_iter()
             .enumerate()

@@ -62,18 +62,17 @@ pub fn seal_to_file(
             wrote(offset(first), sealed?);
         }
     };
-    std::thread::scope(|s| {
-        let others: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
-        let mine = work();
-        others
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(io::Error::other("sealing panicked")))
-            })
-            .fold(mine, Result::and)
-    })?;
+    on_threads(threads, &work)?;
     Ok(offset(chunks - 1) + (data.len() - (chunks - 1) * CHUNK + TAG) as u64)
+}
+
+/// Runs `work` on `n` threads at once (this one and idle ones), all results joined.
+fn on_threads(n: usize, work: &(dyn Fn() -> io::Result<()> + Sync)) -> io::Result<()> {
+    if n <= 1 {
+        return work();
+    }
+    let (other, rest) = crate::crew::join(work, || on_threads(n - 1, work));
+    other.and(rest)
 }
 
 /// Chunks a thread seals and writes in one go (256 KiB: also the write-out step).
