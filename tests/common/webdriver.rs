@@ -149,6 +149,24 @@ impl Browser {
         .to_string()
     }
 
+    /// The page's text once it contains `needle`: a click on a submit button or a link can
+    /// return before the next page is there (a busy machine, a server that answers a wrong
+    /// password slowly).
+    pub fn text_with(&mut self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let t = self.text();
+            if t.contains(needle) {
+                return t;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the page never said {needle:?}; it says: {t}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     pub fn screenshot(&mut self, name: &str) {
         let v = self.cmd("GET", "/screenshot", None);
         let png = base64::engine::general_purpose::STANDARD
