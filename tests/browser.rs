@@ -117,8 +117,12 @@ fn recipient_signs_in_with_the_mailed_password_reads_and_downloads() {
 
     // English, switched on the page and remembered.
     b.click("a.lang");
-    let t = b.text_with("Download all");
-    assert!(t.contains("Files"), "{t}");
+    // ("Download alles" contains "Download all": wait for the English heading.)
+    let t = b.text_with("Files");
+    assert!(
+        t.contains("Download all") && !t.contains("Bestanden"),
+        "{t}"
+    );
     b.screenshot("05-message-en");
     b.goto(&link);
     assert!(b.text().contains("Download all"));
