@@ -31,6 +31,8 @@ mod tests_blob;
 mod tests_keys;
 #[cfg(test)]
 mod tests_meta;
+#[cfg(test)]
+mod tests_records;
 
 pub use blob::{BlobInfo, BlobStore, FsBlobStore};
 pub(crate) use keys::ct_eq;
