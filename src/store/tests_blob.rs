@@ -121,6 +121,17 @@ fn cached_pages(path: &std::path::Path) -> (usize, usize) {
 fn durable_blobs_leave_the_page_cache() {
     // On a disk: in tmpfs the cache is the storage and cannot be dropped.
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let on_tmpfs = {
+        let path = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path and a zeroed statfs for the call to fill.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::statfs(path.as_ptr(), &mut st) }, 0);
+        st.f_type == libc::TMPFS_MAGIC
+    };
+    assert!(
+        !on_tmpfs,
+        "/var/tmp is a tmpfs here: this test needs it on a disk"
+    );
     let s = FsBlobStore::open(&dir.path().join("blobs")).unwrap();
     let dek = DataKey::generate();
     let streamed = s.put(&dek, &mut Gen::new(3 << 20, 7)).unwrap().id;
