@@ -57,6 +57,12 @@ impl<T> Drop for Finish<'_, T> {
 /// in either is passed on, after both have finished.
 pub fn join<RA: Send, RB>(a: impl FnOnce() -> RA + Send, b: impl FnOnce() -> RB) -> (RA, RB) {
     let (done_tx, done_rx) = mpsc::sync_channel(1);
+    // Made before the job, so dropped after it: unwinding with the job unsent drops it (and
+    // its sender) first, and the wait ends at once.
+    let mut finish = Finish {
+        done: &done_rx,
+        waited: false,
+    };
     type Borrowing<'a> = Box<dyn FnOnce() + Send + 'a>;
     let job: Borrowing<'_> = Box::new(move || {
         let _ = done_tx.send(catch_unwind(AssertUnwindSafe(a)));
@@ -66,10 +72,6 @@ pub fn join<RA: Send, RB>(a: impl FnOnce() -> RA + Send, b: impl FnOnce() -> RB)
     // for its result (or for its sender to go) on every path out, and a job that no thread
     // took is run here.
     let mut job: Option<Job> = Some(unsafe { std::mem::transmute::<Borrowing<'_>, Job>(job) });
-    let mut finish = Finish {
-        done: &done_rx,
-        waited: false,
-    };
     let worker = loop {
         let idle = IDLE.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let Some(w) = idle.or_else(spawn) else {
