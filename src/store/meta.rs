@@ -25,8 +25,9 @@ pub enum Download {
 /// The methods block briefly (an embedded database); async callers use them directly for
 /// single records or move batch work (sweeps, rewraps) to `spawn_blocking`.
 pub trait MetaStore: Send + Sync {
-    /// Stores a new message, or replaces an existing one (same data key required). A new
-    /// message's `dek` is wrapped with the current master key; its expiry is indexed.
+    /// Stores a new message, or replaces an existing one whole (same data key required). A new
+    /// message's `dek` is wrapped with the current master key; its expiry is indexed. Changes
+    /// to a stored message that others may change too go through `update_message`.
     fn put_message(&self, msg: &Message, dek: &DataKey) -> Result<()>;
 
     /// Stores a new message, a fresh link for every recipient and its first event, all at

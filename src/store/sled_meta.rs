@@ -85,17 +85,6 @@ fn seal_record(msg: &Message, dek: &DataKey) -> Result<Vec<u8>> {
     )?)
 }
 
-/// Copies into `msg` the checksums `old` has for the same blobs that `msg` lacks.
-fn keep_checksums(msg: &mut Message, old: &Message) {
-    for f in msg.files.iter_mut().filter(|f| f.sha256.is_none()) {
-        f.sha256 = old
-            .files
-            .iter()
-            .find(|o| o.blob == f.blob)
-            .and_then(|o| o.sha256);
-    }
-}
-
 fn read_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
@@ -220,22 +209,13 @@ impl MetaStore for SledMeta {
             return Err(StoreError::KeyMismatch(id));
         }
         let fresh_wrap = wrap(&keys, id, dek)?.to_bytes();
+        let record = seal_record(msg, dek)?;
         let blobs = msg.blob_ids();
         let new_exp = exp_key(msg.expires, id);
         (&self.msg, &self.wkey, &self.exp, &self.blob_of)
             .transaction(|(m, w, x, b)| {
-                let old = match m.get(id.as_bytes())? {
-                    Some(old) => Some(open_record(id, dek, &old).map_err(Cte::Abort)?),
-                    None => None,
-                };
-                // A checksum stored since the caller read the record is kept.
-                let mut msg = msg.clone();
-                if let Some(old) = &old {
-                    keep_checksums(&mut msg, old);
-                }
-                let record = seal_record(&msg, dek).map_err(Cte::Abort)?;
-                m.insert(id.as_bytes(), record)?;
-                if let Some(old) = old {
+                if let Some(old) = m.insert(id.as_bytes(), record.as_slice())? {
+                    let old = open_record(id, dek, &old).map_err(Cte::Abort)?;
                     x.remove(exp_key(old.expires, id))?;
                 }
                 if w.get(id.as_bytes())?.is_none() {
