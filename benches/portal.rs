@@ -11,7 +11,8 @@
 
 use sluis::seal::Keyring;
 use sluis::store::{
-    Auth, DataKey, FileRecord, Message, MessageId, Protection, Recipient, RecipientKind, Store,
+    Auth, DataKey, FileRecord, FsBlobStore, Message, MessageId, Protection, Recipient,
+    RecipientKind, Store,
 };
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -137,14 +138,10 @@ fn main() {
         }
         // Each sealed file read once from the disk into the cache; the first one timed.
         let mut disk = 0f64;
+        let layout = FsBlobStore::open(&data.join("blobs")).unwrap();
         for (i, f) in files.iter().enumerate() {
             let t = Instant::now();
-            let mut file = std::fs::File::open(
-                data.join("blobs")
-                    .join(&f.blob.to_string()[..2])
-                    .join(f.blob.to_string()),
-            )
-            .unwrap();
+            let mut file = std::fs::File::open(layout.path_of(&f.blob)).unwrap();
             let n = std::io::copy(&mut file, &mut std::io::sink()).unwrap();
             if i == 0 {
                 disk = n as f64 / t.elapsed().as_secs_f64() / 1e9;

@@ -56,7 +56,7 @@ const STALE_TMP: Duration = Duration::from_secs(3600);
 
 pub struct FsBlobStore {
     root: PathBuf,
-    spares: Spares,
+    helper: Helper,
     /// `put_bytes` calls running now: a second sealing thread only helps while the cores are
     /// not busy with other blobs.
     writing: AtomicUsize,
@@ -65,7 +65,7 @@ pub struct FsBlobStore {
 /// A helper thread for file work that need not be on the way of the blob being written:
 /// empty temporary files made ahead (creating a file can cost as much as writing a megabyte
 /// into it), and the page-cache drop of blobs already durable.
-struct Spares {
+struct Helper {
     tmp: PathBuf,
     ready: Arc<Mutex<Vec<(PathBuf, File)>>>,
     /// Chores for the helper, started at first use.
@@ -82,8 +82,8 @@ enum Chore {
 /// Spare files kept at most.
 const SPARES: usize = 4;
 
-impl Spares {
-    fn take(&self) -> Option<(PathBuf, File)> {
+impl Helper {
+    fn take_spare(&self) -> Option<(PathBuf, File)> {
         let spare = self.ready.lock().unwrap_or_else(|e| e.into_inner()).pop();
         self.send(Chore::Refill);
         spare
@@ -106,7 +106,7 @@ impl Spares {
         let (tx, rx) = mpsc::channel::<Chore>();
         let (tmp, ready) = (self.tmp.clone(), self.ready.clone());
         let spawned = std::thread::Builder::new()
-            .name("blob-spares".into())
+            .name("blob-files".into())
             .spawn(move || {
                 while let Ok(chore) = rx.recv() {
                     if let Chore::Uncache(file) = chore {
@@ -126,13 +126,13 @@ impl Spares {
                 }
             });
         if let Err(e) = spawned {
-            tracing::warn!(error = %e, "cannot start the blob spare-file helper");
+            tracing::warn!(error = %e, "cannot start the blob file helper");
         }
         tx
     }
 }
 
-impl Drop for Spares {
+impl Drop for Helper {
     /// Spare files unused at the end go (the helper ends with its channel); any a crash
     /// leaves are cleared an hour later, when a store opens.
     fn drop(&mut self) {
@@ -176,7 +176,7 @@ impl FsBlobStore {
         }
         let store = FsBlobStore {
             root: root.to_path_buf(),
-            spares: Spares {
+            helper: Helper {
                 tmp: root.join("tmp"),
                 ready: Arc::default(),
                 chores: OnceLock::new(),
@@ -208,7 +208,7 @@ impl FsBlobStore {
 
     #[cfg(test)]
     pub(super) fn spares_ready(&self) -> usize {
-        self.spares.ready.lock().unwrap().len()
+        self.helper.ready.lock().unwrap().len()
     }
 
     fn tmp_dir(&self) -> PathBuf {
@@ -222,7 +222,7 @@ impl FsBlobStore {
 
     /// A new temporary file for blob `id`: a spare one when there is one.
     fn create(&self, id: BlobId) -> Result<(Pending, File)> {
-        let (tmp, file) = match self.spares.take() {
+        let (tmp, file) = match self.helper.take_spare() {
             Some(spare) => spare,
             None => {
                 let tmp = self.tmp_dir().join(format!("{id}.tmp"));
@@ -327,9 +327,9 @@ impl Drop for Pending {
 
 impl Pending {
     /// fsync the sealed `file`, rename it into its fan-out directory, fsync that directory.
-    fn commit(mut self, file: File, spares: &Spares) -> Result<()> {
+    fn commit(mut self, file: File, helper: &Helper) -> Result<()> {
         file.sync_all()?;
-        spares.uncache(file);
+        helper.uncache(file);
         if let Err(e) = std::fs::rename(&self.tmp, &self.dest) {
             // A fan-out directory removed by hand since the store opened: make it again.
             let dir = self.dest.parent().expect("fan-out directory");
@@ -364,7 +364,7 @@ impl BlobStore for FsBlobStore {
             w.write_all(&buf[..n])?;
             size += n as u64;
         }
-        pending.commit(w.finish()?.into_file(), &self.spares)?;
+        pending.commit(w.finish()?.into_file(), &self.helper)?;
         Ok(BlobInfo {
             id,
             size,
@@ -387,7 +387,7 @@ impl BlobStore for FsBlobStore {
         );
         self.writing.fetch_sub(1, Ordering::Relaxed);
         sealed?;
-        pending.commit(file, &self.spares)
+        pending.commit(file, &self.helper)
     }
 
     fn open(&self, id: &BlobId, dek: &DataKey) -> Result<Box<dyn Read + Send>> {
