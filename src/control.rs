@@ -1,10 +1,12 @@
-//! The admin's commands on a running server: `sluis queue list|retry|remove`, `sluis key rotate`.
+//! The admin's commands on a running server: `sluis queue list|retry|remove`, `sluis key rotate`,
+//! `sluis message block`.
 //!
 //! While the server runs they go through a Unix socket in the data directory, so the running
 //! scheduler acts on them at once; with the server stopped they act on the queue files directly.
 
 use crate::queue::{DeliveryState, QueueStore, RcptStatus};
 use crate::relay::Relay;
+use crate::store::{Event, EventKind, MessageId, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -15,7 +17,7 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Serves the control socket (mode 0600: root and the sluis user only).
-pub async fn serve(data_dir: &Path, relay: Arc<Relay>) -> std::io::Result<()> {
+pub async fn serve(data_dir: &Path, relay: Arc<Relay>, store: Store) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let path = socket_path(data_dir);
     let _ = std::fs::remove_file(&path);
@@ -24,11 +26,12 @@ pub async fn serve(data_dir: &Path, relay: Arc<Relay>) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let relay = relay.clone();
+        let store = store.clone();
         tokio::spawn(async move {
             let (r, mut w) = stream.into_split();
             let mut lines = BufReader::new(r).lines();
             if let Ok(Some(line)) = lines.next_line().await {
-                let answer = handle(&relay, &line).await;
+                let answer = handle(&relay, &store, &line).await;
                 let _ = w.write_all(answer.as_bytes()).await;
                 let _ = w.write_all(b"\n").await;
             }
@@ -36,9 +39,16 @@ pub async fn serve(data_dir: &Path, relay: Arc<Relay>) -> std::io::Result<()> {
     }
 }
 
-async fn handle(relay: &Relay, line: &str) -> String {
+async fn handle(relay: &Relay, store: &Store, line: &str) -> String {
     let mut parts = line.split_whitespace();
     match (parts.next(), parts.next()) {
+        (Some("block"), Some(target)) => {
+            let file = parts.next().and_then(|f| f.parse().ok());
+            match block(store, target, file) {
+                Ok(()) => "ok 1".into(),
+                Err(e) => format!("error {e}"),
+            }
+        }
         (Some("key-rotate"), None) => match relay.rotate_keys().await {
             Ok((id, n)) => format!("ok {id} {n}"),
             Err(e) => format!("error {e}"),
@@ -135,4 +145,50 @@ pub fn remove_offline(store: &QueueStore, id: &str) -> Result<(), String> {
         return Err(format!("no queued message {id}"));
     }
     store.remove(id).map_err(|e| e.to_string())
+}
+
+/// Blocks a protected message, or one of its files (index from 0), named by a recipient's link
+/// (the URL, or its token) or by the message id: its links then show the blocked page and
+/// downloads in progress stop. Recorded as a `Blocked` event.
+pub fn block(store: &Store, target: &str, file: Option<u32>) -> Result<(), String> {
+    let token = target.rsplit_once("/l/").map_or(target, |(_, t)| t);
+    let token = token.split(['/', '?', '#']).next().unwrap_or_default();
+    let id = match store
+        .meta
+        .link_for_token(token)
+        .map_err(|e| e.to_string())?
+    {
+        Some((id, _)) => id,
+        None => target.parse::<MessageId>().map_err(|_| {
+            format!("'{target}' is neither a link nor a message id of a stored message")
+        })?,
+    };
+    let mut missing = false;
+    let changed = store
+        .meta
+        .update_message(id, &mut |m| match file {
+            Some(n) => match m.files.get_mut(n as usize) {
+                Some(f) => f.blocked = true,
+                None => missing = true,
+            },
+            None => m.blocked = true,
+        })
+        .map_err(|e| e.to_string())?;
+    if changed.is_none() {
+        return Err(format!("message {id} is not stored (expired or shredded)"));
+    }
+    if missing {
+        return Err(format!(
+            "message {id} has no file {}",
+            file.unwrap_or_default()
+        ));
+    }
+    let ev = Event {
+        file,
+        ..Event::new(crate::queue::now(), EventKind::Blocked)
+    };
+    store.meta.add_event(id, &ev).map_err(|e| e.to_string())?;
+    store.meta.flush().map_err(|e| e.to_string())?;
+    tracing::info!(message = %id, file, "blocked by the admin");
+    Ok(())
 }

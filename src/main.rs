@@ -44,6 +44,13 @@ enum Cmd {
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
     },
+    /// Act on a protected message.
+    Message {
+        #[command(subcommand)]
+        cmd: MessageCmd,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Manage the master key.
     Key {
         #[command(subcommand)]
@@ -58,6 +65,18 @@ enum KeyCmd {
     /// Add a new master key for everything sealed from now on and re-wrap every stored data
     /// key with it; older keys stay in the key file (remove them afterwards to retire them).
     Rotate,
+}
+
+#[derive(Subcommand)]
+enum MessageCmd {
+    /// Block a message (or one file): its links show the blocked page and open downloads stop.
+    Block {
+        /// A recipient's link (URL or token) or the message id.
+        target: String,
+        /// Block only this file (0 is the first).
+        #[arg(long)]
+        file: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -159,6 +178,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             println!("new master key {id}; {n} data key(s) re-wrapped with it");
             println!("older keys can now be removed from the key file");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Message {
+            cmd: MessageCmd::Block { target, file },
+            config,
+        } => {
+            let (cfg, _) = load(&config)?;
+            let dir = cfg.storage.data_dir.clone();
+            let line = match file {
+                Some(n) => format!("block {target} {n}"),
+                None => format!("block {target}"),
+            };
+            match rt.block_on(control::ask(&dir, &line)) {
+                Some(a) if a.starts_with("ok") => {}
+                Some(a) => {
+                    eprintln!("sluis: {}", a.trim_start_matches("error "));
+                    return Ok(ExitCode::FAILURE);
+                }
+                None => {
+                    let store = sluis::serve::open_vault_admin(&cfg)?;
+                    control::block(&store, &target, file).map_err(anyhow::Error::msg)?;
+                }
+            }
+            println!("blocked");
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Queue { cmd, config } => {

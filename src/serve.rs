@@ -62,6 +62,17 @@ pub fn open_store_admin(cfg: &Config) -> Result<QueueStore> {
         .with_context(|| format!("opening the queue in {}", cfg.storage.data_dir.display()))
 }
 
+/// The message store for `sluis message ...` with the server stopped.
+pub fn open_vault_admin(cfg: &Config) -> Result<crate::store::Store> {
+    let keys = Arc::new(keyring(cfg)?);
+    crate::store::Store::open_local(&cfg.storage.data_dir, keys).with_context(|| {
+        format!(
+            "opening the message store in {}",
+            cfg.storage.data_dir.display()
+        )
+    })
+}
+
 pub fn open_store(cfg: &Config) -> Result<QueueStore> {
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -160,8 +171,9 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
     let relay_task = tokio::spawn(relay.clone().run(queued_rx, shutdown_rx.clone()));
     let control_dir = cfg.storage.data_dir.clone();
     let control_relay = relay.clone();
+    let control_store = vault.clone();
     tokio::spawn(async move {
-        if let Err(e) = crate::control::serve(&control_dir, control_relay).await {
+        if let Err(e) = crate::control::serve(&control_dir, control_relay, control_store).await {
             tracing::error!(error = %e, "control socket failed; `sluis queue` works offline only");
         }
     });

@@ -110,16 +110,7 @@ impl Sms {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || {
                     let name = path.display().to_string();
-                    let err = |e| SmsError::Outbox(name.clone(), e);
-                    if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(d).map_err(err)?;
-                    }
-                    let mut f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&path)
-                        .map_err(err)?;
-                    f.write_all(format!("{line}\n").as_bytes()).map_err(err)
+                    append_private(&path, &line).map_err(|e| SmsError::Outbox(name, e))
                 })
                 .await
                 .map_err(|e| SmsError::Http(e.to_string()))?
@@ -129,6 +120,37 @@ impl Sms {
                 .map_err(|_| SmsError::Http("timed out".into()))?,
         }
     }
+}
+
+/// Appends a line to the outbox, which only sluis's user may read: it holds sign-in codes.
+/// A file left with wider permissions (an older version, a hand-made file) is narrowed to 0600
+/// on the open descriptor rather than refused: refusing would stop every SMS sign-in, while the
+/// fix restores the promise; a file sluis may not narrow (another owner) is an error. Symlinks
+/// are not followed, so the outbox cannot be pointed at another file.
+fn append_private(path: &std::path::Path, line: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(d)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let mode = f.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{:o}", mode & 0o777),
+            "the SMS outbox was readable by others; narrowed to 0600"
+        );
+    }
+    f.write_all(format!("{line}\n").as_bytes())
 }
 
 impl HttpProvider {
@@ -198,6 +220,27 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outbox_is_private_even_when_it_was_not() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/sms.txt");
+        append_private(&path, "een").unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        append_private(&path, "twee").unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "een\ntwee\n");
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(
+            append_private(&link, "drie").is_err(),
+            "a symlink is not followed"
+        );
+    }
 
     #[test]
     fn placeholders() {

@@ -400,6 +400,7 @@ impl Config {
         if self.web.tls_cert.is_some() != self.web.tls_key.is_some() {
             return Err(("web", "tls_cert", "tls_cert and tls_key go together".into()));
         }
+        self.web.check_limits().map_err(|(k, m)| ("web", k, m))?;
         crate::sms::Sms::from_config(&self.sms).map_err(|m| ("sms", "provider", m))?;
         if let Some(d) = &self.dkim {
             d.check().map_err(|(k, m)| ("dkim", k, m))?;

@@ -1,6 +1,6 @@
 //! `[web]` (the portal's address and the base of every link) and `[dkim]` (signing rewritten mail).
 
-use crate::units::Secs;
+use crate::units::{ByteSize, Secs};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,6 +18,19 @@ pub struct WebConfig {
     pub tls_key: Option<PathBuf>,
     /// Optional logo shown on every page (PNG or SVG).
     pub logo: Option<PathBuf>,
+    /// Open portal connections in all and per client (socket) address; the total is lowered at
+    /// start so that the portal always leaves SMTP its file descriptors (see `web::listen`).
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Time to send a request's headers, counted from the connection's start or the end of the
+    /// previous response (so also how long an idle keep-alive connection stays open).
+    pub header_timeout: Secs,
+    /// A connection on which no byte moves either way for this long is closed.
+    pub idle_timeout: Secs,
+    /// Time to read a request body and produce the response's headers.
+    pub request_timeout: Secs,
+    /// Largest request body (the portal's forms are small).
+    pub max_request_body: ByteSize,
 }
 
 impl Default for WebConfig {
@@ -28,6 +41,12 @@ impl Default for WebConfig {
             tls_cert: None,
             tls_key: None,
             logo: None,
+            max_connections: 512,
+            max_connections_per_ip: 32,
+            header_timeout: Secs::from_secs(10),
+            idle_timeout: Secs::from_secs(60),
+            request_timeout: Secs::from_secs(30),
+            max_request_body: ByteSize(16 << 10),
         }
     }
 }
@@ -63,6 +82,26 @@ impl Default for SmsConfig {
 }
 
 impl WebConfig {
+    /// The connection limits make sense: none is zero.
+    pub fn check_limits(&self) -> Result<(), (&'static str, String)> {
+        let nonzero = [
+            ("max_connections", self.max_connections as u64),
+            ("max_connections_per_ip", self.max_connections_per_ip as u64),
+            ("header_timeout", self.header_timeout.get().as_secs()),
+            ("idle_timeout", self.idle_timeout.get().as_secs()),
+            ("request_timeout", self.request_timeout.get().as_secs()),
+        ];
+        for (key, v) in nonzero {
+            if v == 0 {
+                return Err((key, "must be at least 1 (seconds for a timeout)".into()));
+            }
+        }
+        if self.max_request_body.bytes() < 1024 {
+            return Err(("max_request_body", "must be at least 1 KiB".into()));
+        }
+        Ok(())
+    }
+
     /// The public URL without a trailing slash, checked: http(s), a host, no query or fragment.
     pub fn resolve_public_url(&self) -> Result<String, String> {
         let url = self

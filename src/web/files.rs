@@ -6,7 +6,7 @@ use super::Web;
 use super::http::{self as h, Resp};
 use super::pages::{Ctx, status};
 use crate::queue::now;
-use crate::store::{BlobId, DataKey, Download, Event, EventKind, MetaStore};
+use crate::store::{BlobId, DataKey, Download, Event, EventKind, MessageId, MetaStore};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
@@ -61,11 +61,73 @@ fn unseal_into(web: &Web, blob: BlobId, dek: DataKey, tx: mpsc::Sender<Chunk>) {
     });
 }
 
-fn stream_body(rx: mpsc::Receiver<Chunk>) -> h::Body {
-    let s = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|c| (c.map(Frame::data), rx))
+/// What an open download keeps checking before each chunk leaves: its message is still stored
+/// and not expired, and neither the message, the recipient nor the files sent are blocked.
+/// One small record read per 256 KiB; a failed read counts as withdrawn (fail closed).
+struct Still {
+    meta: Arc<dyn MetaStore>,
+    id: MessageId,
+    rcpt: u32,
+    files: Vec<u32>,
+}
+
+impl Still {
+    fn new(web: &Web, ctx: &Ctx, files: Vec<u32>) -> Still {
+        Still {
+            meta: web.store.meta.clone(),
+            id: ctx.id(),
+            rcpt: ctx.rcpt,
+            files,
+        }
+    }
+
+    fn open(&self) -> bool {
+        let m = match self.meta.get_message(self.id) {
+            Ok(Some((m, _))) => m,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::error!(message = %self.id, error = %e, "cannot check an open download");
+                return false;
+            }
+        };
+        m.expires > now()
+            && !m.blocked
+            && m.recipients
+                .get(self.rcpt as usize)
+                .is_some_and(|r| !r.blocked)
+            && self
+                .files
+                .iter()
+                .all(|&f| m.files.get(f as usize).is_some_and(|f| !f.blocked))
+    }
+}
+
+/// A response body that stops with an error, so that the client sees a failed transfer and
+/// never a complete-looking file, as soon as its download is withdrawn (blocked, expired,
+/// shredded); chunks already waiting are checked too.
+fn guarded<S>(chunks: S, still: Still) -> h::Body
+where
+    S: futures_util::Stream<Item = Chunk> + Send + Sync + Unpin + 'static,
+{
+    let s = futures_util::stream::unfold(Some((chunks, still)), |st| async move {
+        let (mut chunks, still) = st?;
+        let chunk = futures_util::StreamExt::next(&mut chunks).await?;
+        if !still.open() {
+            tracing::info!(message = %still.id, rcpt = still.rcpt, "download stopped: withdrawn");
+            let e = std::io::Error::other("the download was withdrawn");
+            return Some((Err(e), None));
+        }
+        Some((chunk.map(Frame::data), Some((chunks, still))))
     });
     StreamBody::new(s).boxed()
+}
+
+fn channel_stream(
+    rx: mpsc::Receiver<Chunk>,
+) -> impl futures_util::Stream<Item = Chunk> + Send + Sync + Unpin {
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|c| (c, rx))
+    }))
 }
 
 fn record(meta: &dyn MetaStore, ctx: &Ctx, file: u32) {
@@ -130,13 +192,9 @@ pub async fn download(web: &Arc<Web>, ctx: &Ctx, n: u32) -> Resp {
     }
     let (tx, rx) = mpsc::channel(4);
     unseal_into(web, f.blob, ctx.dek.clone(), tx);
+    let body = guarded(channel_stream(rx), Still::new(web, ctx, vec![n]));
     // Served as bytes, never rendered: the sender's content type could be text/html.
-    let mut r = h::respond(
-        StatusCode::OK,
-        "application/octet-stream",
-        stream_body(rx),
-        true,
-    );
+    let mut r = h::respond(StatusCode::OK, "application/octet-stream", body, true);
     let hd = r.headers_mut();
     hd.insert(header::CONTENT_LENGTH, HeaderValue::from(f.size));
     if let Ok(v) = HeaderValue::from_str(&h::content_disposition(&f.name)) {
@@ -181,6 +239,7 @@ pub async fn zip(web: &Arc<Web>, ctx: &Ctx) -> Resp {
     // Each file counts as a download; blocked and exhausted ones are left out.
     let mut chosen = Vec::new();
     let mut taken = HashSet::new();
+    let mut indices = Vec::new();
     for (i, f) in ctx.msg.files.iter().enumerate() {
         if f.blocked {
             continue;
@@ -189,6 +248,7 @@ pub async fn zip(web: &Arc<Web>, ctx: &Ctx) -> Resp {
             Ok(true) => {
                 record(web.store.meta.as_ref(), ctx, i as u32);
                 chosen.push((zip_name(&f.name, &mut taken), f.blob));
+                indices.push(i as u32);
             }
             Ok(false) => {}
             Err(r) => return *r,
@@ -209,13 +269,25 @@ pub async fn zip(web: &Arc<Web>, ctx: &Ctx) -> Resp {
     let web2 = web.clone();
     let dek = ctx.dek.clone();
     let id = ctx.id();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        if let Err(e) = write_zip(&web2, writer, chosen, dek).await {
+        let r = write_zip(&web2, writer, chosen, dek).await;
+        if let Err(e) = &r {
             tracing::warn!(message = %id, error = %e, "ZIP download ended early");
         }
+        let _ = done_tx.send(r.is_ok());
     });
-    let body = tokio_util::io::ReaderStream::with_capacity(reader, CHUNK);
-    let body = StreamBody::new(futures_util::StreamExt::map(body, |r| r.map(Frame::data))).boxed();
+    // The reader ends when the writer stops, finished or not: only its result tells.
+    let end = futures_util::stream::once(async move {
+        match done_rx.await {
+            Ok(true) => None,
+            _ => Some(Err(std::io::Error::other("the ZIP was not completed"))),
+        }
+    });
+    let end = futures_util::StreamExt::filter_map(end, std::future::ready);
+    let data = tokio_util::io::ReaderStream::with_capacity(reader, CHUNK);
+    let chunks = futures_util::StreamExt::chain(data, end);
+    let body = guarded(Box::pin(chunks), Still::new(web, ctx, indices));
     let mut r = h::respond(StatusCode::OK, "application/zip", body, true);
     r.headers_mut().insert(
         header::CONTENT_DISPOSITION,

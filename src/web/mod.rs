@@ -6,6 +6,7 @@ pub mod auth;
 mod files;
 pub mod http;
 pub mod i18n;
+mod listen;
 mod pages;
 mod signin;
 
@@ -17,8 +18,6 @@ use ::http::{Method, Request, StatusCode};
 use bytes::Bytes;
 use http::Resp;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +25,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 const CSS: &str = include_str!("../../web/static/sluis.css");
-/// Form posts are small; anything bigger is refused before it is read.
-const MAX_FORM: usize = 16 * 1024;
 
 /// Everything a request handler needs.
 pub struct Web {
@@ -105,6 +102,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let caps = listen::Caps::for_config(&web.cfg);
     let sweeper = web.clone();
     tokio::spawn(async move {
         loop {
@@ -124,34 +122,20 @@ pub async fn serve(
             },
             _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
         };
-        let web = web.clone();
-        let svc = hyper::service::service_fn(move |req| {
-            let web = web.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(web, req, peer).await) }
-        });
-        let builder = auto::Builder::new(TokioExecutor::new());
-        match &tls {
-            Some(acc) => {
-                let acc = acc.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let Ok(Ok(s)) =
-                        tokio::time::timeout(Duration::from_secs(10), acc.accept(stream)).await
-                    else {
-                        return;
-                    };
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(s), svc);
-                    let _ = watcher.watch(conn.into_owned()).await;
-                });
-            }
-            None => {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                let fut = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    let _ = fut.await;
-                });
-            }
-        }
+        // Counted per socket peer: connections cost descriptors wherever the request is from.
+        let Some(slot) = caps.take(peer.ip()) else {
+            listen::refuse(stream, tls.is_none(), peer);
+            continue;
+        };
+        let conn = listen::connection(
+            web.clone(),
+            stream,
+            peer,
+            tls.clone(),
+            graceful.watcher(),
+            slot,
+        );
+        tokio::spawn(conn);
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
 }
@@ -198,7 +182,8 @@ async fn route(
             match (method, action.as_str(), arg.as_deref()) {
                 (&Method::GET, "", None) => pages::landing(web, &ctx).await,
                 (&Method::POST, "send" | "login" | "logout", None) => {
-                    let form = match read_form(req).await {
+                    let max = web.cfg.web.max_request_body.bytes() as usize;
+                    let form = match read_form(req, max).await {
                         Ok(f) => f,
                         Err(r) => return *r,
                     };
@@ -226,8 +211,10 @@ async fn route(
     }
 }
 
+/// A form body; anything bigger than `max` is refused before it is read.
 async fn read_form(
     req: Request<Incoming>,
+    max: usize,
 ) -> Result<std::collections::HashMap<String, String>, Box<Resp>> {
     use http_body_util::BodyExt;
     let ok_type = req
@@ -241,7 +228,7 @@ async fn read_form(
             "Expected a form\n",
         )));
     }
-    let limited = http_body_util::Limited::new(req.into_body(), MAX_FORM);
+    let limited = http_body_util::Limited::new(req.into_body(), max);
     match limited.collect().await {
         Ok(b) => Ok(http::form(&b.to_bytes())),
         Err(_) => Err(Box::new(http::text(
