@@ -228,12 +228,23 @@ async fn read_form(
             "Expected a form\n",
         )));
     }
+    let declared = req
+        .headers()
+        .get(::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let too_large = || {
+        Box::new(http::text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Form too large\n",
+        ))
+    };
+    // Refused before a byte of it is waited for.
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
     let limited = http_body_util::Limited::new(req.into_body(), max);
     match limited.collect().await {
         Ok(b) => Ok(http::form(&b.to_bytes())),
-        Err(_) => Err(Box::new(http::text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Form too large\n",
-        ))),
+        Err(_) => Err(too_large()),
     }
 }

@@ -6,6 +6,7 @@ pub mod http;
 pub mod nexthop;
 pub mod portal;
 pub mod protect;
+pub mod raw;
 pub mod smtp;
 pub mod webdriver;
 
