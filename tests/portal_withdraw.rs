@@ -131,9 +131,10 @@ fn a_block_stops_an_open_download_and_an_open_zip() {
     assert_eq!(r.status, 403);
     assert!(r.text().contains("geblokkeerd"), "{}", r.text());
     // Something that names no stored message is refused, clearly.
-    let out = p
-        .sluis
-        .cli(&["message", "block", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]);
+    let out = p.sluis.cli(&["message", "block", "geen-link"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("neither a link nor a message id"));
+    let out = p.sluis.cli(&["message", "block", &"0".repeat(32)]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not stored"));
 }
