@@ -3,6 +3,7 @@
 
 pub mod admit;
 pub mod config;
+pub mod conncap;
 pub mod control;
 pub mod crew;
 pub mod dkim;

@@ -7,16 +7,16 @@ pub mod session;
 pub mod tls;
 
 use crate::config::Config;
+use crate::conncap::Caps;
 use crate::marker::Marker;
 use crate::queue::QueueStore;
 use data::Limits;
 use ipnet::IpNet;
 use replies::Reply;
 use session::{End, Session};
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -35,14 +35,8 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Examines (and protects) small messages before the reply; None: all go to the queue.
     pub admit: Option<Arc<crate::admit::Admit>>,
-    /// Open connections: per client IP and in total, under one lock.
-    conns: Mutex<Conns>,
-}
-
-#[derive(Default)]
-struct Conns {
-    per_ip: HashMap<IpAddr, usize>,
-    total: usize,
+    /// Open connections: per client IP and in total.
+    conns: Arc<Caps>,
 }
 
 impl Shared {
@@ -63,6 +57,7 @@ impl Shared {
             max_header: s.max_header_size.bytes(),
             max_received: s.max_received_headers,
         };
+        let conns = Caps::new(s.max_connections, s.max_connections_per_ip);
         Shared {
             data_dir: cfg.storage.data_dir.clone(),
             cfg,
@@ -74,46 +69,9 @@ impl Shared {
             queued,
             shutdown,
             admit: None,
-            conns: Mutex::new(Conns::default()),
+            conns,
         }
     }
-}
-
-/// Counts a connection for its IP while alive.
-struct Slot {
-    shared: Arc<Shared>,
-    ip: IpAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut c = self.shared.conns.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = c.per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                c.per_ip.remove(&self.ip);
-            }
-        }
-        c.total -= 1;
-    }
-}
-
-fn take_slot(shared: &Arc<Shared>, ip: IpAddr) -> Result<Slot, ()> {
-    let mut c = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
-    let c = &mut *c;
-    let n = c.per_ip.entry(ip).or_insert(0);
-    if *n >= shared.cfg.smtp.max_connections_per_ip || c.total >= shared.cfg.smtp.max_connections {
-        if *n == 0 {
-            c.per_ip.remove(&ip);
-        }
-        return Err(());
-    }
-    *n += 1;
-    c.total += 1;
-    Ok(Slot {
-        shared: shared.clone(),
-        ip,
-    })
 }
 
 /// Accepts connections on a bound listener until shutdown; then waits for sessions to end.
@@ -150,9 +108,9 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
 
 async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
-    let slot = match take_slot(&shared, peer.ip()) {
-        Ok(s) => s,
-        Err(()) => {
+    let slot = match shared.conns.take(peer.ip()) {
+        Some(s) => s,
+        None => {
             let mut out = Vec::new();
             Reply::TooManyConnections.write(&mut out);
             let _ = stream.write_all(&out).await;

@@ -7,14 +7,14 @@
 use super::Web;
 use super::http::{self as h, Resp};
 use crate::config::Config;
+pub use crate::conncap::{Caps, Slot};
 use http::{HeaderValue, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -40,88 +40,31 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n\
 Content-Type: text/plain; charset=utf-8\r\nContent-Length: 28\r\nConnection: close\r\n\r\n\
 Te druk / Too busy, retry.\r\n";
 
-/// Open connections per client address and in all, under one lock.
-pub struct Caps {
-    total: usize,
-    per_ip: usize,
-    open: Mutex<Open>,
-}
-
-#[derive(Default)]
-struct Open {
-    per_ip: HashMap<IpAddr, usize>,
-    total: usize,
-}
-
-/// One counted connection; dropping it frees the place.
-pub struct Slot {
-    caps: Arc<Caps>,
-    ip: IpAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut o = self.caps.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = o.per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                o.per_ip.remove(&self.ip);
-            }
-        }
-        o.total -= 1;
-    }
-}
-
-impl Caps {
-    pub fn new(total: usize, per_ip: usize) -> Arc<Caps> {
-        Arc::new(Caps {
-            total,
-            per_ip,
-            open: Mutex::new(Open::default()),
-        })
-    }
-
-    /// The configured caps, the total lowered to what the descriptor limit leaves once SMTP
-    /// and the relay have had theirs.
-    pub fn for_config(cfg: &Config) -> Arc<Caps> {
-        let nofile = raise_fd_limit();
-        let total = web_budget(
+/// The configured caps, the total lowered to what the descriptor limit leaves once SMTP
+/// and the relay have had theirs.
+pub fn caps(cfg: &Config) -> Arc<Caps> {
+    let nofile = raise_fd_limit();
+    let total = web_budget(
+        nofile,
+        cfg.smtp.max_connections + cfg.relay.concurrency,
+        cfg.web.max_connections,
+    );
+    if total == MIN_WEB && total < cfg.web.max_connections {
+        tracing::error!(
             nofile,
-            cfg.smtp.max_connections + cfg.relay.concurrency,
-            cfg.web.max_connections,
+            smtp = cfg.smtp.max_connections,
+            "the file descriptor limit leaves the portal almost nothing: raise it \
+             (LimitNOFILE) or lower [smtp] max_connections"
         );
-        if total == MIN_WEB && total < cfg.web.max_connections {
-            tracing::error!(
-                nofile,
-                smtp = cfg.smtp.max_connections,
-                "the file descriptor limit leaves the portal almost nothing: raise it \
-                 (LimitNOFILE) or lower [smtp] max_connections"
-            );
-        } else if total < cfg.web.max_connections {
-            tracing::info!(
-                nofile,
-                configured = cfg.web.max_connections,
-                total,
-                "portal connections capped below [web] max_connections to leave SMTP its share"
-            );
-        }
-        Caps::new(total, cfg.web.max_connections_per_ip.min(total))
+    } else if total < cfg.web.max_connections {
+        tracing::info!(
+            nofile,
+            configured = cfg.web.max_connections,
+            total,
+            "portal connections capped below [web] max_connections to leave SMTP its share"
+        );
     }
-
-    pub fn take(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
-        let mut o = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let o = &mut *o;
-        let n = o.per_ip.get(&ip).copied().unwrap_or(0);
-        if n >= self.per_ip || o.total >= self.total {
-            return None;
-        }
-        *o.per_ip.entry(ip).or_insert(0) += 1;
-        o.total += 1;
-        Some(Slot {
-            caps: self.clone(),
-            ip,
-        })
-    }
+    Caps::new(total, cfg.web.max_connections_per_ip.min(total))
 }
 
 /// Raises the soft descriptor limit to the hard one (the process uses epoll, never select, so
@@ -336,20 +279,5 @@ mod tests {
         assert_eq!(web_budget(4096, 1032, 512), 512);
         assert_eq!(web_budget(3000, 1032, 512), (3000 - 256 - 2064) / 2);
         assert_eq!(web_budget(1 << 20, 1032, 5), 5);
-    }
-
-    #[test]
-    fn caps_count_per_address_and_in_all() {
-        let caps = Caps::new(3, 2);
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let s1 = caps.take(a).unwrap();
-        let _s2 = caps.take(a).unwrap();
-        assert!(caps.take(a).is_none(), "per address");
-        let _s3 = caps.take(b).unwrap();
-        assert!(caps.take(b).is_none(), "in all");
-        drop(s1);
-        let _s4 = caps.take(b).expect("a place came free");
-        assert!(caps.take(a).is_none());
     }
 }

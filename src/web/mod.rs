@@ -102,7 +102,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let caps = listen::Caps::for_config(&web.cfg);
+    let caps = listen::caps(&web.cfg);
     let sweeper = web.clone();
     tokio::spawn(async move {
         loop {
