@@ -23,8 +23,11 @@ use tokio::net::TcpStream;
 /// Descriptors the rest of the process keeps: sled, queue segments, blobs being sealed, the
 /// control socket, logs, the resolver.
 const RESERVED_FDS: u64 = 256;
-/// A portal connection holds its socket and, while downloading, an open blob.
-const FDS_PER_WEB: u64 = 2;
+/// A portal connection holds its socket and, while downloading, an open blob; over HTTP/2 (TLS
+/// only) one per stream at once.
+fn fds_per_web(tls: bool) -> u64 {
+    if tls { 1 + H2_STREAMS as u64 } else { 2 }
+}
 /// An SMTP session holds its socket and its spool file; a relay connection a socket and the
 /// queued message.
 const FDS_PER_SMTP: u64 = 2;
@@ -33,8 +36,9 @@ const FDS_PER_SMTP: u64 = 2;
 const MIN_WEB: usize = 16;
 /// Headers beyond this are refused (hyper's default is about 400 KiB).
 const MAX_HEADER_BYTES: usize = 64 << 10;
-/// Requests at once on one HTTP/2 connection.
-const H2_STREAMS: u32 = 32;
+/// Requests at once on one HTTP/2 connection: a page and its style sheet, logo and a few
+/// downloads; each download holds a descriptor.
+const H2_STREAMS: u32 = 8;
 /// What a client over the cap is told when the answer is cheap (plain HTTP).
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n\
 Content-Type: text/plain; charset=utf-8\r\nContent-Length: 28\r\nConnection: close\r\n\r\n\
@@ -48,6 +52,7 @@ pub fn caps(cfg: &Config) -> Arc<Caps> {
         nofile,
         cfg.smtp.max_connections + cfg.relay.concurrency,
         cfg.web.max_connections,
+        fds_per_web(cfg.web.tls_cert.is_some()),
     );
     if total == MIN_WEB && total < cfg.web.max_connections {
         tracing::error!(
@@ -92,11 +97,11 @@ pub fn raise_fd_limit() -> u64 {
     lim.rlim_cur
 }
 
-/// Portal connections that fit in `nofile` descriptors next to `smtp` SMTP and relay
-/// connections, at most `configured`.
-pub fn web_budget(nofile: u64, smtp: usize, configured: usize) -> usize {
+/// Portal connections of `per_conn` descriptors that fit in `nofile` next to `smtp` SMTP and
+/// relay connections, at most `configured`.
+pub fn web_budget(nofile: u64, smtp: usize, configured: usize, per_conn: u64) -> usize {
     let left = nofile.saturating_sub(RESERVED_FDS + FDS_PER_SMTP * smtp as u64);
-    ((left / FDS_PER_WEB) as usize).clamp(MIN_WEB.min(configured), configured.max(1))
+    ((left / per_conn) as usize).clamp(MIN_WEB.min(configured), configured.max(1))
 }
 
 /// Time of the last byte read or written on a connection.
@@ -273,11 +278,14 @@ mod tests {
 
     #[test]
     fn the_portal_leaves_smtp_its_descriptors() {
+        let (plain, tls) = (fds_per_web(false), fds_per_web(true));
         // 1024 descriptors, 1000 SMTP sessions: SMTP's share already exceeds the limit.
-        assert_eq!(web_budget(1024, 1000, 512), MIN_WEB);
+        assert_eq!(web_budget(1024, 1000, 512, plain), MIN_WEB);
         // 4096: 4096 - 256 - 2*1032 = 1776 left, 888 portal connections fit; 512 configured.
-        assert_eq!(web_budget(4096, 1032, 512), 512);
-        assert_eq!(web_budget(3000, 1032, 512), (3000 - 256 - 2064) / 2);
-        assert_eq!(web_budget(1 << 20, 1032, 5), 5);
+        assert_eq!(web_budget(4096, 1032, 512, plain), 512);
+        assert_eq!(web_budget(3000, 1032, 512, plain), (3000 - 256 - 2064) / 2);
+        // HTTP/2: 1776 / 9.
+        assert_eq!(web_budget(4096, 1032, 512, tls), 197);
+        assert_eq!(web_budget(1 << 20, 1032, 5, tls), 5);
     }
 }
