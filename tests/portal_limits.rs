@@ -124,6 +124,40 @@ fn silent_trickling_and_idle_connections_are_closed() {
     assert_eq!(Client::new(p.web).get("/healthz").status, 200);
 }
 
+#[test]
+fn over_https_silent_connections_close_and_http2_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = sluis::smtp::tls::ensure_files(None, None, dir.path(), "localhost").unwrap();
+    let p = portal(|c| {
+        let web = c.set("web", "header_timeout", "\"2s\"");
+        let web = web.set("web", "idle_timeout", "\"4s\"");
+        web.set("web", "tls_cert", &format!("{:?}", files.cert))
+            .set("web", "tls_key", &format!("{:?}", files.key))
+    });
+    // Connected, no ClientHello: closed at the header timeout.
+    let t0 = Instant::now();
+    let mut silent = TcpStream::connect(p.web).unwrap();
+    assert!(matches!(
+        closed_within(&mut silent, Duration::from_secs(10)),
+        Seen::Closed(_)
+    ));
+    assert!(t0.elapsed() >= Duration::from_millis(1500));
+    // ALPN h2 is served as HTTP/2.
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sk",
+            "--http2",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+        ])
+        .arg(format!("https://{}/healthz", p.web))
+        .output()
+        .expect("run curl (Debian package curl)");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2 200");
+}
+
 /// Opens `n` connections from `from` and tells which the server kept open and what the
 /// others were told.
 fn burst(p: &Portal, from: IpAddr, n: usize) -> (Vec<TcpStream>, Vec<Vec<u8>>) {
