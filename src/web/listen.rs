@@ -7,7 +7,7 @@
 use super::Web;
 use super::http::{self as h, Resp};
 use crate::config::Config;
-pub use crate::conncap::{Caps, Slot};
+use crate::conncap::{Caps, Slot};
 use http::{HeaderValue, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -23,11 +23,6 @@ use tokio::net::TcpStream;
 /// Descriptors the rest of the process keeps: sled, queue segments, blobs being sealed, the
 /// control socket, logs, the resolver.
 const RESERVED_FDS: u64 = 256;
-/// A portal connection holds its socket and, while downloading, an open blob; over HTTP/2 (TLS
-/// only) one per stream at once.
-fn fds_per_web(tls: bool) -> u64 {
-    if tls { 1 + H2_STREAMS as u64 } else { 2 }
-}
 /// An SMTP session holds its socket and its spool file; a relay connection a socket and the
 /// queued message.
 const FDS_PER_SMTP: u64 = 2;
@@ -43,6 +38,12 @@ const H2_STREAMS: u32 = 8;
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n\
 Content-Type: text/plain; charset=utf-8\r\nContent-Length: 28\r\nConnection: close\r\n\r\n\
 Te druk / Too busy, retry.\r\n";
+
+/// A portal connection holds its socket and, while downloading, an open blob; over HTTP/2 (TLS
+/// only) one per stream at once.
+fn fds_per_web(tls: bool) -> u64 {
+    if tls { 1 + H2_STREAMS as u64 } else { 2 }
+}
 
 /// The configured caps, the total lowered to what the descriptor limit leaves once SMTP
 /// and the relay have had theirs.
