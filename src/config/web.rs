@@ -159,3 +159,29 @@ impl DkimConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_limits_must_be_positive() {
+        let ok = WebConfig::default();
+        assert!(ok.check_limits().is_ok());
+        let zero = WebConfig {
+            max_connections_per_ip: 0,
+            ..WebConfig::default()
+        };
+        assert_eq!(zero.check_limits().unwrap_err().0, "max_connections_per_ip");
+        let no_wait = WebConfig {
+            header_timeout: Secs::from_secs(0),
+            ..WebConfig::default()
+        };
+        assert_eq!(no_wait.check_limits().unwrap_err().0, "header_timeout");
+        let tiny = WebConfig {
+            max_request_body: ByteSize(10),
+            ..WebConfig::default()
+        };
+        assert_eq!(tiny.check_limits().unwrap_err().0, "max_request_body");
+    }
+}
