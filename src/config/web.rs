@@ -18,6 +18,9 @@ pub struct WebConfig {
     pub tls_key: Option<PathBuf>,
     /// Optional logo shown on every page (PNG or SVG).
     pub logo: Option<PathBuf>,
+    /// Reverse proxies (addresses or CIDR networks) whose `Forwarded` / `X-Forwarded-For`
+    /// names the client; nobody else's is believed. Default: none.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for WebConfig {
@@ -28,6 +31,7 @@ impl Default for WebConfig {
             tls_cert: None,
             tls_key: None,
             logo: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -2,10 +2,10 @@
 //! the keyring over expiry (i64 BE) ‖ key ‖ value, so that a value moved to another key does
 //! not open there.
 
+use super::Result;
 use super::keys::ct_eq;
 use super::portal::{PortalState, StateKind};
 use super::sled_meta::{SledMeta, corrupt};
-use super::Result;
 use crate::seal::{Keyring, open_bytes, seal_bytes};
 
 fn db_key(kind: StateKind, key: &[u8]) -> Vec<u8> {
@@ -19,7 +19,13 @@ fn db_key(kind: StateKind, key: &[u8]) -> Vec<u8> {
 fn open_value(keys: &Keyring, db_key: &[u8], sealed: &[u8]) -> Result<(i64, Vec<u8>)> {
     let plain = open_bytes(keys, sealed)?;
     let bad = || corrupt("portal state", "malformed record");
-    let exp = i64::from_be_bytes(plain.get(..8).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+    let exp = i64::from_be_bytes(
+        plain
+            .get(..8)
+            .ok_or_else(bad)?
+            .try_into()
+            .map_err(|_| bad())?,
+    );
     let bound = plain.get(8..8 + db_key.len()).ok_or_else(bad)?;
     if !ct_eq(bound, db_key) {
         return Err(bad());
@@ -66,11 +72,7 @@ impl PortalState for SledMeta {
                 None => None,
             };
             // Another writer in between: change the record as it is now.
-            if self
-                .portal
-                .compare_and_swap(&k, old, sealed)?
-                .is_ok()
-            {
+            if self.portal.compare_and_swap(&k, old, sealed)?.is_ok() {
                 return Ok(new.map(|(v, _)| v));
             }
         }
@@ -88,7 +90,12 @@ impl PortalState for SledMeta {
             let (k, v) = item?;
             // A record that does not open (altered, or sealed with a removed key) goes too.
             let expired = open_value(&keys, &k, &v).map_or(true, |(exp, _)| exp <= now);
-            if expired && self.portal.compare_and_swap(&k, Some(&v), None::<&[u8]>)?.is_ok() {
+            if expired
+                && self
+                    .portal
+                    .compare_and_swap(&k, Some(&v), None::<&[u8]>)?
+                    .is_ok()
+            {
                 gone += 1;
             }
         }

@@ -26,15 +26,28 @@ fn records_expire_survive_a_reopen_and_are_swept() {
         put(&m, StateKind::Session, b"a", b"sessie-geheim-1", 100);
         put(&m, StateKind::Link, b"a", b"link", 200);
         assert_eq!(
-            m.state_get(StateKind::Session, b"a", 50).unwrap().as_deref(),
+            m.state_get(StateKind::Session, b"a", 50)
+                .unwrap()
+                .as_deref(),
             Some(&b"sessie-geheim-1"[..])
         );
-        assert_eq!(m.state_get(StateKind::Session, b"a", 100).unwrap(), None, "expired");
-        assert_eq!(m.state_get(StateKind::Client, b"a", 0).unwrap(), None, "own key space");
+        assert_eq!(
+            m.state_get(StateKind::Session, b"a", 100).unwrap(),
+            None,
+            "expired"
+        );
+        assert_eq!(
+            m.state_get(StateKind::Client, b"a", 0).unwrap(),
+            None,
+            "own key space"
+        );
         m.flush().unwrap();
     }
     let m = open_with(dir.path(), &k);
-    assert!(m.state_get(StateKind::Link, b"a", 150).unwrap().is_some(), "survives");
+    assert!(
+        m.state_get(StateKind::Link, b"a", 150).unwrap().is_some(),
+        "survives"
+    );
     // An expired record reads as absent to an update too.
     let seen = m
         .state_update(StateKind::Session, b"a", 150, &mut |old| {
@@ -44,7 +57,11 @@ fn records_expire_survive_a_reopen_and_are_swept() {
         .unwrap();
     assert!(seen.is_none());
     put(&m, StateKind::Client, b"c", b"x", 300);
-    assert_eq!(m.state_sweep(250).unwrap(), 1, "the link record went, the client stays");
+    assert_eq!(
+        m.state_sweep(250).unwrap(),
+        1,
+        "the link record went, the client stays"
+    );
     assert!(m.state_get(StateKind::Client, b"c", 250).unwrap().is_some());
     m.state_remove(StateKind::Client, b"c").unwrap();
     assert!(m.state_get(StateKind::Client, b"c", 0).unwrap().is_none());
@@ -82,9 +99,23 @@ fn a_value_moved_to_another_key_does_not_open() {
     let dir = tempfile::tempdir().unwrap();
     let m = open(dir.path());
     put(&m, StateKind::Session, b"mine", b"v", i64::MAX);
-    let sealed = m.portal.get([&[1u8][..], b"mine"].concat()).unwrap().unwrap();
-    m.portal.insert([&[1u8][..], b"yours"].concat(), sealed).unwrap();
+    let sealed = m
+        .portal
+        .get([&[1u8][..], b"mine"].concat())
+        .unwrap()
+        .unwrap();
+    m.portal
+        .insert([&[1u8][..], b"yours"].concat(), sealed)
+        .unwrap();
     assert!(m.state_get(StateKind::Session, b"yours", 0).is_err());
-    assert_eq!(m.state_sweep(0).unwrap(), 1, "an unreadable record is swept");
-    assert!(m.state_get(StateKind::Session, b"mine", 0).unwrap().is_some());
+    assert_eq!(
+        m.state_sweep(0).unwrap(),
+        1,
+        "an unreadable record is swept"
+    );
+    assert!(
+        m.state_get(StateKind::Session, b"mine", 0)
+            .unwrap()
+            .is_some()
+    );
 }
