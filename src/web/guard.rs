@@ -4,15 +4,18 @@
 //!   day); failures are forgiven one per 12 quiet hours, a right password or code forgives them all;
 //! - per client address (IPv6: its /64): a leaky bucket of 30 attempts draining one per
 //!   30 seconds; a full bucket slows that address down (429 with Retry-After), it locks nobody;
-//! - password checks (argon2, about 19 MiB each) run at most `CHECKS` at once with at most
-//!   `QUEUE` attempts waiting; beyond that the portal answers 503 with Retry-After.
+//! - password checks (argon2, about 19 MiB each) run on `CHECKS` threads of their own, with at
+//!   most `QUEUE` attempts waiting; beyond that the portal answers 503 with Retry-After. Own
+//!   threads, not the blocking pool: the allocator keeps a freed argon2 block in the arena of
+//!   the thread that used it, so checks spread over many threads hold that memory many times.
 
 use super::auth::{Auth, AuthError, Link, LinkState, Record, link_key};
 use crate::store::StateKind;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 pub const FREE_FAILURES: u32 = 5;
 /// The first lock, and the longest (seconds).
@@ -105,18 +108,56 @@ impl Record for Bucket {
     }
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
 pub struct Guard {
     /// Keys client records, so that the store holds no addresses.
     client_key: [u8; 32],
-    checks: Arc<Semaphore>,
+    /// To the checking threads; they end when it is dropped.
+    checks: Mutex<mpsc::Sender<Job>>,
     slots: Arc<Semaphore>,
+}
+
+fn checkers() -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let rx = Arc::new(Mutex::new(rx));
+    for _ in 0..CHECKS {
+        let rx = rx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sluis-pwcheck".into())
+            .spawn(move || {
+                loop {
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                    give_back_memory();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start a password-check thread");
+        }
+    }
+    tx
+}
+
+/// Returns the check's freed argon2 block to the system: glibc keeps freed blocks of this size
+/// in the thread's arena (its mmap threshold rises after the first one), so the memory would
+/// stay resident between checks.
+fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 impl Guard {
     pub fn new(client_key: [u8; 32]) -> Guard {
         Guard {
             client_key,
-            checks: Arc::new(Semaphore::new(CHECKS)),
+            checks: Mutex::new(checkers()),
             slots: Arc::new(Semaphore::new(CHECKS + QUEUE)),
         }
     }
@@ -138,22 +179,33 @@ impl Guard {
         m.finalize().into_bytes().to_vec()
     }
 
-    /// Verifies a password under the bound on checks; false on any failure.
+    /// Runs `f` on a checking thread; `None` when it panicked or no thread runs.
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(catch_unwind(AssertUnwindSafe(f)).ok());
+        });
+        let sent = self
+            .checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(job);
+        sent.ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Verifies a password on a checking thread; false on any failure.
     pub async fn verify(&self, hash: Option<String>, presented: String) -> bool {
-        let Ok(_permit) = self.checks.acquire().await else {
-            return false;
-        };
-        tokio::task::spawn_blocking(move || verify_password(hash.as_deref(), presented.trim()))
+        self.run(move || verify_password(hash.as_deref(), presented.trim()))
             .await
             .unwrap_or(false)
     }
 
-    /// Hashes a new password under the same bound.
+    /// Hashes a new password on a checking thread.
     pub async fn hash(&self, password: String) -> Result<String, String> {
-        let _permit = self.checks.acquire().await.map_err(|e| e.to_string())?;
-        tokio::task::spawn_blocking(move || hash_password(&password))
+        self.run(move || hash_password(&password))
             .await
-            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| Err("password hashing failed".into()))
     }
 }
 
