@@ -15,6 +15,10 @@ pub enum StateKind {
     Client = 3,
 }
 
+/// A change to one record: the live value (or `None`) in, the new value and its expiry (unix
+/// seconds) out, or `None` to remove it.
+pub type StateChange<'a> = &'a mut dyn FnMut(Option<&[u8]>) -> Option<(Vec<u8>, i64)>;
+
 /// Small records that expire. Keys are chosen by the caller and never carry a secret in clear
 /// (hashes, ids); values are stored sealed with the master keyring and bound to their key.
 /// A record past its expiry reads as absent and is removed by [`PortalState::state_sweep`].
@@ -33,7 +37,7 @@ pub trait PortalState: Send + Sync {
         kind: StateKind,
         key: &[u8],
         now: i64,
-        change: &mut dyn FnMut(Option<&[u8]>) -> Option<(Vec<u8>, i64)>,
+        change: StateChange<'_>,
     ) -> Result<Option<Vec<u8>>>;
 
     /// Removes the record.

@@ -4,7 +4,7 @@
 
 use super::Result;
 use super::keys::ct_eq;
-use super::portal::{PortalState, StateKind};
+use super::portal::{PortalState, StateChange, StateKind};
 use super::sled_meta::{SledMeta, corrupt};
 use crate::seal::{Keyring, open_bytes, seal_bytes};
 
@@ -53,7 +53,7 @@ impl PortalState for SledMeta {
         kind: StateKind,
         key: &[u8],
         now: i64,
-        change: &mut dyn FnMut(Option<&[u8]>) -> Option<(Vec<u8>, i64)>,
+        change: StateChange<'_>,
     ) -> Result<Option<Vec<u8>>> {
         let k = db_key(kind, key);
         let keys = self.keys();

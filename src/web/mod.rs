@@ -116,9 +116,8 @@ pub async fn serve(
         loop {
             tokio::time::sleep(Duration::from_secs(60)).await;
             let web = sweeper.clone();
-            match tokio::task::spawn_blocking(move || web.auth.sweep()).await {
-                Ok(Err(e)) => tracing::warn!(error = %e, "sweeping the sign-in state failed"),
-                Ok(Ok(_)) | Err(_) => {}
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || web.auth.sweep()).await {
+                tracing::warn!(error = %e, "sweeping the sign-in state failed");
             }
         }
     });
