@@ -149,14 +149,16 @@ fn a_burst_of_logins_gets_no_more_checks_than_the_allowance() {
 
 /// libfaketime, so that a restarted sluis lives `offset` seconds ahead.
 fn ahead(p: &mut Portal, offset: u64) {
-    let lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-    assert!(
-        std::path::Path::new(lib).exists(),
-        "libfaketime missing (Debian package faketime)"
-    );
+    // /usr/lib/<multiarch triplet>/faketime/libfaketime.so.1
+    let lib = std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .map(|e| e.unwrap().path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.exists())
+        .expect("libfaketime (Debian package faketime)");
+    let lib = lib.to_str().unwrap().to_string();
     p.sluis.terminate(Duration::from_secs(30));
     p.sluis.env = vec![
-        ("LD_PRELOAD".into(), lib.into()),
+        ("LD_PRELOAD".into(), lib),
         ("FAKETIME".into(), format!("+{offset}")),
         ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
     ];
