@@ -268,6 +268,7 @@ pub struct Resolved {
     pub dns_servers: Vec<std::net::SocketAddr>,
     /// `[web] public_url` without a trailing slash: the base of every link in mail.
     pub public_url: String,
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Config {
@@ -339,13 +340,10 @@ impl Config {
     }
 
     fn resolve(&self) -> Result<Resolved, (&'static str, &'static str, String)> {
-        let relay_networks = self
-            .smtp
-            .relay_networks
-            .iter()
-            .map(|n| parse_net(n).ok_or_else(|| format!("'{n}' is not an address or CIDR network")))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|m| ("smtp", "relay_networks", m))?;
+        let relay_networks =
+            nets(&self.smtp.relay_networks).map_err(|m| ("smtp", "relay_networks", m))?;
+        let trusted_proxies =
+            nets(&self.web.trusted_proxies).map_err(|m| ("web", "trusted_proxies", m))?;
         let next_hop =
             NextHop::parse(&self.relay.next_hop).map_err(|m| ("relay", "next_hop", m))?;
         let dns_servers = self
@@ -410,8 +408,15 @@ impl Config {
             next_hop,
             dns_servers,
             public_url,
+            trusted_proxies,
         })
     }
+}
+
+fn nets(list: &[String]) -> Result<Vec<IpNet>, String> {
+    list.iter()
+        .map(|n| parse_net(n).ok_or_else(|| format!("'{n}' is not an address or CIDR network")))
+        .collect()
 }
 
 fn parse_net(s: &str) -> Option<IpNet> {

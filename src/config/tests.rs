@@ -70,3 +70,16 @@ fn next_hops() {
     assert!(NextHop::parse("smtp://").is_err());
     assert!(NextHop::parse("maildir:").is_err());
 }
+
+#[test]
+fn trusted_proxies_are_networks() {
+    let (_, r) = load("[web]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n", &[]).unwrap();
+    assert_eq!(r.trusted_proxies.len(), 2);
+    assert!(r.trusted_proxies[1].contains(&"::1".parse::<IpAddr>().unwrap()));
+    let e = load("[web]\ntrusted_proxies = [\"proxy.lan\"]\n", &[]).unwrap_err();
+    assert!(e.to_string().contains("proxy.lan"), "{e}");
+    assert!(
+        load("", &[]).unwrap().1.trusted_proxies.is_empty(),
+        "none by default"
+    );
+}

@@ -31,6 +31,9 @@ pub struct WebConfig {
     pub request_timeout: Secs,
     /// Largest request body (the portal's forms are small).
     pub max_request_body: ByteSize,
+    /// Reverse proxies (addresses or CIDR networks) whose `Forwarded` / `X-Forwarded-For`
+    /// names the client; nobody else's is believed. Default: none.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for WebConfig {
@@ -47,6 +50,7 @@ impl Default for WebConfig {
             idle_timeout: Secs::from_secs(60),
             request_timeout: Secs::from_secs(30),
             max_request_body: ByteSize(16 << 10),
+            trusted_proxies: Vec::new(),
         }
     }
 }

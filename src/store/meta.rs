@@ -24,7 +24,7 @@ pub enum Download {
 ///
 /// The methods block briefly (an embedded database); async callers use them directly for
 /// single records or move batch work (sweeps, rewraps) to `spawn_blocking`.
-pub trait MetaStore: Send + Sync {
+pub trait MetaStore: super::PortalState + Send + Sync {
     /// Stores a new message, or replaces an existing one whole (same data key required). A new
     /// message's `dek` is wrapped with the current master key; its expiry is indexed. Changes
     /// to a stored message that others may change too go through `update_message`.

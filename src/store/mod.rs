@@ -21,7 +21,9 @@ mod blob;
 mod keys;
 mod meta;
 mod model;
+mod portal;
 mod sled_meta;
+mod sled_portal;
 mod sled_shred;
 mod token;
 
@@ -31,6 +33,8 @@ mod tests_blob;
 mod tests_keys;
 #[cfg(test)]
 mod tests_meta;
+#[cfg(test)]
+mod tests_portal;
 #[cfg(test)]
 mod tests_records;
 
@@ -42,6 +46,7 @@ pub use model::{
     Auth, BodyRecord, Event, EventKind, FileRecord, Message, PasswordDelivery, Protection,
     Recipient, RecipientKind,
 };
+pub use portal::{PortalState, StateKind};
 pub use sled_meta::SledMeta;
 pub use token::LinkToken;
 

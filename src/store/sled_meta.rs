@@ -10,6 +10,7 @@
 //! - `dl`: message id ‖ recipient ‖ file → download count sealed with the keyring
 //! - `blob_of`: message id ‖ blob id → nothing; `doomed`: blob id → nothing
 //! - `nosum`: message id → nothing, while a file of the message has no checksum yet
+//! - `portal`: the portal's sign-in state (see `sled_portal`)
 
 use super::keys::ct_eq;
 use super::{
@@ -37,6 +38,7 @@ pub struct SledMeta {
     pub(super) blob_of: sled::Tree,
     pub(super) doomed: sled::Tree,
     pub(super) nosum: sled::Tree,
+    pub(super) portal: sled::Tree,
 }
 
 pub(super) fn tx_err(e: TransactionError<StoreError>) -> StoreError {
@@ -128,6 +130,7 @@ impl SledMeta {
             blob_of: t("blob_of")?,
             doomed: t("doomed")?,
             nosum: t("nosum")?,
+            portal: t("portal")?,
             keys: RwLock::new(keys),
             db,
         })
@@ -510,7 +513,7 @@ impl MetaStore for SledMeta {
                 moved += 1;
             }
         }
-        for tree in [&self.tok, &self.ev, &self.dl] {
+        for tree in [&self.tok, &self.ev, &self.dl, &self.portal] {
             self.reseal_tree(&keys, tree)?;
         }
         Ok(moved)

@@ -82,7 +82,7 @@ fn all_files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     out
 }
 
-fn assert_absent(dir: &Path, needle: &[u8]) {
+pub(super) fn assert_absent(dir: &Path, needle: &[u8]) {
     for (path, bytes) in all_files(dir) {
         assert!(
             !bytes.windows(needle.len()).any(|w| w == needle),

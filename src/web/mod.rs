@@ -3,7 +3,9 @@
 //! it never reaches into the SMTP side.
 
 pub mod auth;
+mod client;
 mod files;
+mod guard;
 pub mod http;
 pub mod i18n;
 mod listen;
@@ -38,6 +40,8 @@ pub struct Web {
     pub origin: String,
     pub https: bool,
     pub auth: auth::Auth,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub sms: Sms,
     /// For CSRF tokens bound to a link.
     csrf_key: [u8; 32],
@@ -71,18 +75,20 @@ impl Web {
             }
             None => None,
         };
+        let auth = auth::Auth::new(store.meta.clone(), queue.keys().derive("web clients"));
         Ok(Web {
             sms: Sms::from_config(&cfg.sms)?,
             csrf_key: queue.keys().derive("web csrf"),
-            store,
             queue,
             queued,
             public_url,
             origin,
             https,
-            auth: auth::Auth::default(),
+            auth,
+            trusted_proxies: resolved.trusted_proxies.clone(),
             logo,
             cfg,
+            store,
         })
     }
 
@@ -107,7 +113,10 @@ pub async fn serve(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(60)).await;
-            sweeper.auth.sweep();
+            let web = sweeper.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || web.auth.sweep()).await {
+                tracing::warn!(error = %e, "sweeping the sign-in state failed");
+            }
         }
     });
     loop {

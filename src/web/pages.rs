@@ -223,7 +223,7 @@ impl Ctx {
             rcpt,
             t,
             set_lang,
-            ip: peer.ip(),
+            ip: super::client::client_ip(&web.trusted_proxies, req.headers(), peer.ip()),
             origin: req
                 .headers()
                 .get(http::header::ORIGIN)

@@ -3,6 +3,7 @@
 
 use super::Web;
 use super::auth::minutes;
+use super::guard::{BUSY_RETRY, Refused};
 use super::http::{self as h, Resp};
 use super::i18n::{Texts, fill};
 use super::pages::{Ctx, auth_page, session_cookie};
@@ -11,26 +12,36 @@ use crate::store::{Auth, PasswordDelivery};
 use chrono::Utc;
 use http::StatusCode;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 pub async fn send(web: &Arc<Web>, ctx: &Ctx) -> Resp {
     let t = ctx.t;
     let rcpt = &ctx.msg.recipients[ctx.rcpt as usize];
-    if let Err(wait) = web.auth.may_send(ctx.link) {
-        let msg = fill(t.resend_limit, &minutes(wait).to_string());
-        return auth_page(web, ctx, None, Some(msg), StatusCode::TOO_MANY_REQUESTS);
+    match web.auth.may_send(ctx.link) {
+        Ok(Ok(())) => {}
+        Ok(Err(wait)) => {
+            let msg = fill(t.resend_limit, &minutes(wait).to_string());
+            let mut r = auth_page(web, ctx, None, Some(msg), StatusCode::TOO_MANY_REQUESTS);
+            retry_after(&mut r, wait);
+            return r;
+        }
+        Err(e) => return unavailable(ctx, &e),
     }
     let r = match ctx.msg.auth {
         Auth::Sms => {
             let Some(phone) = rcpt.phone.clone() else {
                 return h::not_found();
             };
-            let code = web.auth.new_code(ctx.link);
-            let text = t
-                .sms_text
-                .replace("{org}", &web.cfg.organisation.name)
-                .replace("{code}", &code);
-            web.sms.send(&phone, &text).await.map_err(|e| e.to_string())
+            match new_code(web, ctx).await {
+                Ok(code) => {
+                    let text = t
+                        .sms_text
+                        .replace("{org}", &web.cfg.organisation.name)
+                        .replace("{code}", &code);
+                    web.sms.send(&phone, &text).await.map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e),
+            }
         }
         Auth::Password {
             delivery: PasswordDelivery::Email,
@@ -49,14 +60,51 @@ pub async fn send(web: &Arc<Web>, ctx: &Ctx) -> Resp {
     }
 }
 
+/// A fresh code, durable before it is sent: a restart does not void a code on its way.
+async fn new_code(web: &Arc<Web>, ctx: &Ctx) -> Result<String, String> {
+    let code = web.auth.new_code(ctx.link).map_err(|e| e.to_string())?;
+    web.store
+        .meta
+        .flush_async()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(code)
+}
+
+fn retry_after(r: &mut Resp, secs: i64) {
+    r.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from(secs.max(1)),
+    );
+}
+
+fn unavailable(ctx: &Ctx, e: &dyn std::fmt::Display) -> Resp {
+    tracing::error!(message = %ctx.id(), error = %e, "sign-in state unavailable");
+    let mut r = h::text(StatusCode::SERVICE_UNAVAILABLE, "Try again later\n");
+    retry_after(&mut r, BUSY_RETRY);
+    r
+}
+
+/// The answer to an attempt that is not checked: 429 for a locked link or a client that must
+/// slow down, 503 when too many are waiting; both say when to come back.
+fn refused(web: &Arc<Web>, ctx: &Ctx, why: Refused) -> Resp {
+    let wait = why.wait();
+    let mut r = match why {
+        Refused::Busy => h::text(StatusCode::SERVICE_UNAVAILABLE, "Busy; try again shortly\n"),
+        Refused::Link(_) | Refused::Client(_) => {
+            let msg = fill(ctx.t.locked, &minutes(wait).to_string());
+            auth_page(web, ctx, None, Some(msg), StatusCode::TOO_MANY_REQUESTS)
+        }
+    };
+    retry_after(&mut r, wait);
+    r
+}
+
 /// A fresh password: its argon2 hash replaces the recipient's (voiding the old one), and the
 /// password goes to the recipient by mail through sluis's own queue.
 async fn send_password(web: &Arc<Web>, ctx: &Ctx) -> Result<(), String> {
     let password = super::auth::generate_password();
-    let p2 = password.clone();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&p2))
-        .await
-        .map_err(|e| e.to_string())??;
+    let hash = web.auth.guard.hash(password.clone()).await?;
     let mut to = None;
     web.store
         .meta
@@ -109,70 +157,64 @@ fn password_mail(
     (env, msg.into_bytes())
 }
 
-fn hash_password(p: &str) -> Result<String, String> {
-    use argon2::password_hash::PasswordHasher;
-    argon2::Argon2::default()
-        .hash_password(p.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
-}
-
-/// Verifies against the stored hash, or against a throw-away one when there is none, so that
-/// both take the same time.
-fn verify_password(hash: Option<&str>, presented: &str) -> bool {
-    use argon2::password_hash::PasswordVerifier;
-    use argon2::password_hash::phc::PasswordHash;
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| {
-        hash_password(&hex::encode(crate::seal::random_bytes::<16>())).unwrap_or_default()
-    });
-    let (h, real) = match hash {
-        Some(h) => (h, true),
-        None => (dummy.as_str(), false),
-    };
-    let Ok(parsed) = PasswordHash::new(h) else {
-        return false;
-    };
-    argon2::Argon2::default()
-        .verify_password(presented.as_bytes(), &parsed)
-        .is_ok()
-        && real
-}
-
 pub async fn login(web: &Arc<Web>, ctx: &Ctx, form: &HashMap<String, String>) -> Resp {
-    let t = ctx.t;
-    if let Some(wait) = web.auth.locked(ctx.link, ctx.ip) {
-        let msg = fill(t.locked, &minutes(wait).to_string());
-        return auth_page(web, ctx, None, Some(msg), StatusCode::TOO_MANY_REQUESTS);
+    if ctx.msg.auth == Auth::None {
+        return h::redirect(&format!("/l/{}", ctx.token));
+    }
+    let Some(_slot) = web.auth.guard.slot() else {
+        return refused(web, ctx, Refused::Busy);
+    };
+    match web.auth.admit(ctx.link, ctx.ip) {
+        Ok(Ok(())) => {}
+        Ok(Err(why)) => return refused(web, ctx, why),
+        Err(e) => return unavailable(ctx, &e),
+    }
+    // Counted before it is checked, and durably: a crash mid-check gives nothing back.
+    if let Err(e) = web.store.meta.flush_async().await {
+        return unavailable(ctx, &e);
     }
     let secret = form.get("secret").cloned().unwrap_or_default();
     let ok = match ctx.msg.auth {
-        Auth::Sms => web.auth.check_code(ctx.link, &secret),
-        Auth::Password { .. } => {
+        Auth::Sms => match web.auth.check_code(ctx.link, &secret) {
+            Ok(ok) => ok,
+            Err(e) => return unavailable(ctx, &e),
+        },
+        _ => {
             let hash = ctx.msg.recipients[ctx.rcpt as usize].password_hash.clone();
-            tokio::task::spawn_blocking(move || verify_password(hash.as_deref(), secret.trim()))
-                .await
-                .unwrap_or(false)
+            web.auth.guard.verify(hash, secret).await
         }
-        Auth::None => return h::redirect(&format!("/l/{}", ctx.token)),
     };
     if !ok {
-        web.auth.failed(ctx.link, ctx.ip);
         tracing::info!(message = %ctx.id(), rcpt = ctx.rcpt, "wrong password or code");
         return auth_page(
             web,
             ctx,
             None,
-            Some(t.wrong.to_string()),
+            Some(ctx.t.wrong.to_string()),
             StatusCode::UNAUTHORIZED,
         );
     }
-    web.auth.succeeded(ctx.link);
-    // A new id at every sign-in: a planted cookie never becomes an authenticated one.
-    if let Some(old) = &ctx.session {
-        web.auth.end_session(old);
+    match start_session(web, ctx).await {
+        Ok(r) => r,
+        Err(e) => unavailable(ctx, &e),
     }
-    let sid = web.auth.new_session(ctx.link);
+}
+
+/// Signed in: failures forgiven, and a new session id, durable before the cookie is set (a
+/// planted cookie never becomes an authenticated one).
+async fn start_session(web: &Arc<Web>, ctx: &Ctx) -> Result<Resp, String> {
+    let auth = &web.auth;
+    auth.succeeded(ctx.link, ctx.ip)
+        .map_err(|e| e.to_string())?;
+    if let Some(old) = &ctx.session {
+        auth.end_session(old).map_err(|e| e.to_string())?;
+    }
+    let sid = auth.new_session(ctx.link).map_err(|e| e.to_string())?;
+    web.store
+        .meta
+        .flush_async()
+        .await
+        .map_err(|e| e.to_string())?;
     let mut r = h::redirect(&format!("/l/{}", ctx.token));
     let attrs = if web.https { "; Secure" } else { "" };
     h::set_cookie(
@@ -182,12 +224,14 @@ pub async fn login(web: &Arc<Web>, ctx: &Ctx, form: &HashMap<String, String>) ->
             session_cookie(web)
         ),
     );
-    r
+    Ok(r)
 }
 
 pub fn logout(web: &Arc<Web>, ctx: &Ctx) -> Resp {
-    if let Some(s) = &ctx.session {
-        web.auth.end_session(s);
+    if let Some(s) = &ctx.session
+        && let Err(e) = web.auth.end_session(s)
+    {
+        tracing::warn!(error = %e, "cannot end a session");
     }
     let mut r = h::redirect(&format!("/l/{}", ctx.token));
     let attrs = if web.https { "; Secure" } else { "" };

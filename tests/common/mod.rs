@@ -25,8 +25,13 @@ pub use smtp::{Reply, Smtp, dot_stuff};
 /// How long sluis may take to print `ready`.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The binary under test: `SLUIS_BIN` when set (a copy pinned while a shared target directory
+/// is rebuilt by others), else the one cargo built.
 pub fn sluis_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_sluis")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("SLUIS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sluis").to_string())
+    })
 }
 
 pub fn support(name: &str) -> PathBuf {
