@@ -46,8 +46,8 @@ fn fds_per_web(tls: bool) -> u64 {
 }
 
 /// The configured caps, the total lowered to what the descriptor limit leaves once SMTP
-/// and the relay have had theirs.
-pub fn caps(cfg: &Config) -> Arc<Caps> {
+/// and the relay have had theirs; trusted reverse proxies are held only to the total.
+pub fn caps(cfg: &Config, proxies: &[ipnet::IpNet]) -> Arc<Caps> {
     let nofile = raise_fd_limit();
     let total = web_budget(
         nofile,
@@ -70,7 +70,7 @@ pub fn caps(cfg: &Config) -> Arc<Caps> {
             "portal connections capped below [web] max_connections to leave SMTP its share"
         );
     }
-    Caps::new(total, cfg.web.max_connections_per_ip.min(total))
+    Caps::with_exempt(total, cfg.web.max_connections_per_ip.min(total), proxies.to_vec())
 }
 
 /// Raises the soft descriptor limit to the hard one (the process uses epoll, never select, so

@@ -108,7 +108,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let caps = listen::caps(&web.cfg);
+    let caps = listen::caps(&web.cfg, &web.trusted_proxies);
     let sweeper = web.clone();
     tokio::spawn(async move {
         loop {
@@ -131,7 +131,8 @@ pub async fn serve(
             },
             _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
         };
-        // Counted per socket peer: connections cost descriptors wherever the request is from.
+        // Counted per socket peer: connections cost descriptors wherever the request is from
+        // (a trusted proxy only against the total).
         let Some(slot) = caps.take(peer.ip()) else {
             listen::refuse(stream, tls.is_none(), peer);
             continue;
