@@ -112,7 +112,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Check { config } => {
             let (cfg, _) = load(&config)?;
-            let policy = sluis::policy::Policy::load(&cfg.policy.dir)?;
+            let policy = sluis::policy::Policy::load_checked(
+                &cfg.policy.dir,
+                cfg.policy.allow_empty_policy,
+            )?;
             println!(
                 "policies OK: {} ({} files, {} detectors, {} rules)",
                 cfg.policy.dir.display(),

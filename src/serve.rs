@@ -75,6 +75,9 @@ pub fn open_store(cfg: &Config) -> Result<QueueStore> {
 
 pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<()> {
     let cfg = Arc::new(cfg);
+    // First: without rules nothing is created, bound or relayed (fail closed).
+    let policy = Policy::load_checked(&cfg.policy.dir, cfg.policy.allow_empty_policy)?;
+    let policy_rules = policy.rules.len();
     let store = open_store(&cfg)?;
     let marker = Marker::new(store.keys().derive("x-sluis-processed"));
     let tls_files = smtp::tls::ensure_files(
@@ -90,10 +93,11 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
         .with_context(|| format!("binding SMTP listener {}", cfg.smtp.listen))?;
     let addr = listener.local_addr()?;
 
-    let policy = Policy::load(&cfg.policy.dir)?;
-    let policy_rules = policy.rules.len();
-    let policy = PolicyHandle::new(&cfg.policy.dir, policy);
-    if let Err(e) = policy.watch() {
+    let policy = PolicyHandle::new(&cfg.policy.dir, policy, cfg.policy.allow_empty_policy);
+    // A plain relay (allow_empty_policy) may have no folder at all: nothing to watch.
+    if cfg.policy.dir.is_dir()
+        && let Err(e) = policy.watch()
+    {
         tracing::warn!(error = %e, "cannot watch the policy folder; changes need a restart");
     }
     let pipeline = Arc::new(Pipeline {

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+mod paths;
 pub mod web;
 pub use web::{DkimConfig, SmsConfig, WebConfig};
 
@@ -47,8 +48,11 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
-    /// Folder with the policy files (`*.toml`) and word lists.
+    /// Folder with the policy files (`*.toml`) and word lists. Unset: found next to the
+    /// config file, or for the embedded default next to the program (see `paths`).
     pub dir: PathBuf,
+    /// Run without rules (a plain relay): a missing or rule-less folder is then no error.
+    pub allow_empty_policy: bool,
     /// Messages inspected at the same time (inspection is CPU-bound).
     pub inspect_concurrency: usize,
     /// Whether a message (up to 4 MiB) is examined, and protected, before the client hears
@@ -72,7 +76,8 @@ pub enum BeforeReply {
 impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig {
-            dir: PathBuf::from("./policies"),
+            dir: PathBuf::new(),
+            allow_empty_policy: false,
             inspect_concurrency: 2,
             examine_before_reply: BeforeReply::Auto,
         }
@@ -305,7 +310,7 @@ impl Config {
         };
         // Parse the text alone first so that problems in the file carry its line numbers.
         let from_file: Config = toml::from_str(&text).map_err(at)?;
-        let cfg = if env.is_empty() {
+        let mut cfg = if env.is_empty() {
             from_file
         } else {
             let mut table: toml::Table = toml::from_str(&text).map_err(at)?;
@@ -321,6 +326,9 @@ impl Config {
                 msg: e.message().trim().to_string(),
             })?
         };
+        if cfg.policy.dir.as_os_str().is_empty() {
+            cfg.policy.dir = paths::default_policy_dir(path);
+        }
         let resolved =
             cfg.resolve()
                 .map_err(|(section, key, msg)| match locate(&text, section, key) {

@@ -77,8 +77,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// Test defaults: ephemeral port, hostname `sluis.test`, loopback may relay,
-    /// one-second retries, the given next hop.
+    /// Test defaults: ephemeral ports, hostname `sluis.test`, loopback may relay,
+    /// one-second retries, the given next hop, and no policy (a plain relay: tests of the
+    /// policy set `[policy] dir`).
     pub fn new(next_hop: &str) -> Config {
         Config { sections: vec![] }
             .set("smtp", "listen", "\"127.0.0.1:0\"")
@@ -88,6 +89,7 @@ impl Config {
             .set("relay", "next_hop", &format!("{next_hop:?}"))
             .set("relay", "retry_schedule", "[\"1s\"]")
             .set("web", "listen", "\"127.0.0.1:0\"")
+            .set("policy", "allow_empty_policy", "true")
     }
 
     /// Sets `[section] key = value` (`value` is raw TOML, quote strings yourself).
