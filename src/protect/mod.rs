@@ -171,7 +171,11 @@ impl Protector {
             protection = Protection::SecureMessage;
         }
         if protection != Protection::SecureMessage && files.is_empty() {
-            return Ok(Outcome::NothingToProtect);
+            // Only inline parts: what the sender asked to protect goes as a secure message.
+            if req.decision.sender.requested().is_none() {
+                return Ok(Outcome::NothingToProtect);
+            }
+            protection = Protection::SecureMessage;
         }
         let fs = controls::read(&req.decision.sender.controls, req.settings, req.now);
         let mut ignored = fs.ignored.clone();
