@@ -125,7 +125,8 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
         &cfg.organisation.name,
         &cfg.organisation.default_language,
         dkim,
-    );
+    )
+    .with_formal_address(cfg.organisation.address_form == crate::config::AddressForm::U);
     // Checksums that a crash kept from being stored are computed first, before new messages.
     match crate::protect::checksums::Checksums::start(vault.clone()) {
         Ok(c) => {

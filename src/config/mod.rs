@@ -206,6 +206,17 @@ pub struct OrganisationConfig {
     pub name: String,
     pub internal_domains: Vec<String>,
     pub default_language: String,
+    /// How Dutch mail to recipients addresses them: "je" (default, as the manual) or "u".
+    pub address_form: AddressForm,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum AddressForm {
+    #[default]
+    #[serde(rename = "je")]
+    Je,
+    #[serde(rename = "u")]
+    U,
 }
 
 impl Default for OrganisationConfig {
@@ -214,6 +225,7 @@ impl Default for OrganisationConfig {
             name: "sluis".into(),
             internal_domains: Vec::new(),
             default_language: "nl".into(),
+            address_form: AddressForm::Je,
         }
     }
 }

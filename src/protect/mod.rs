@@ -94,6 +94,8 @@ pub struct Protector {
     dkim: Option<Signer>,
     /// Where large files are checksummed after the reply; without it they are hashed at once.
     checksums: Option<Checksums>,
+    /// Dutch notifications say 'u' instead of 'je'.
+    formal: bool,
 }
 
 /// A custom password must at least be this long (the confirmation page brings a real strength
@@ -115,7 +117,14 @@ impl Protector {
             language: language.to_string(),
             dkim,
             checksums: None,
+            formal: false,
         }
+    }
+
+    /// `[organisation] address_form = "u"`: notifications address recipients formally.
+    pub fn with_formal_address(mut self, formal: bool) -> Protector {
+        self.formal = formal;
+        self
     }
 
     /// Checksums large files on `c`'s idle-priority helper instead of before the reply.
@@ -450,6 +459,7 @@ impl Protector {
                 files: &infos,
                 neutral_subject: req.settings.neutral_subject,
                 subject: &msg.subject,
+                formal: self.formal,
             };
             let mut bytes =
                 rewrite::build_from(req.original, decoded, &copy).map_err(ProtectError::Build)?;
