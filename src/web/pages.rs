@@ -254,7 +254,7 @@ impl Ctx {
     fn until(&self) -> String {
         let (l, _) = words::lang(self.t.code);
         let d = DateTime::<Utc>::from_timestamp(self.msg.expires, 0).unwrap_or_else(Utc::now);
-        fill(self.t.available_until, &words::date(l, d))
+        fill(self.t.available_until, &words::date_time(l, d))
     }
 }
 
@@ -383,7 +383,7 @@ pub async fn landing(web: &Arc<Web>, ctx: &Ctx) -> Resp {
         footer: footer(web, t),
         subject: &ctx.msg.subject,
         sender: &ctx.msg.sender,
-        date: words::date(
+        date: words::date_time(
             l,
             DateTime::<Utc>::from_timestamp(ctx.msg.created, 0).unwrap_or_else(Utc::now),
         ),
