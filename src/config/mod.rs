@@ -7,17 +7,15 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+mod checks;
 mod paths;
 pub mod web;
 pub use web::{DkimConfig, SmsConfig, WebConfig};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        file: String,
-        source: std::io::Error,
-    },
+    #[error("{file}: cannot read: {reason}")]
+    Read { file: String, reason: String },
     #[error("{file}:{line}:{col}: {msg}")]
     At {
         file: String,
@@ -303,9 +301,9 @@ impl Config {
         let (file, text) = match path {
             Some(p) => {
                 let file = p.display().to_string();
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
                     file: file.clone(),
-                    source,
+                    reason: crate::fsutil::io_reason(&e),
                 })?;
                 (file, text)
             }
@@ -317,7 +315,7 @@ impl Config {
                 file: file.clone(),
                 line,
                 col,
-                msg: e.message().trim().to_string(),
+                msg: with_key(&text, line, e.message().trim()),
             }
         };
         // Parse the text alone first so that problems in the file carry its line numbers.
@@ -424,6 +422,7 @@ impl Config {
         if let Some(d) = &self.dkim {
             d.check().map_err(|(k, m)| ("dkim", k, m))?;
         }
+        checks::run(self)?;
         Ok(Resolved {
             relay_networks,
             next_hop,
@@ -466,6 +465,21 @@ fn apply_env(table: &mut toml::Table, var: &str, value: &str) -> Result<(), Conf
             Ok(())
         }
         _ => Err(err("that section is not a table")),
+    }
+}
+
+/// "retry_schedule: 'soon' does not start with a number": a value's error names the key set
+/// on that line, unless the message already does.
+fn with_key(text: &str, line: usize, msg: &str) -> String {
+    let key = text
+        .lines()
+        .nth(line.saturating_sub(1))
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && !k.starts_with('[') && !k.starts_with('#'));
+    match key {
+        Some(k) if !msg.contains(k) => format!("{k}: {msg}"),
+        _ => msg.to_string(),
     }
 }
 
