@@ -341,3 +341,41 @@ fn readme_examples_name_files_that_exist() {
     assert!(out.status.success(), "{t}");
     assert!(t.contains("decision:   protect: secure message"), "{t}");
 }
+
+/// The banner names the master key with a line on backing it up, says "generated" only on the
+/// start that generated something, and warns while the organisation is not described.
+#[test]
+fn banner_names_the_master_key_and_warns_about_unset_organisation() {
+    let cap = Capture::start();
+    let mut sluis = Sluis::start(Config::new(&cap.next_hop()));
+    let key = sluis.data_dir.join("master.key");
+    let first = sluis.banner.join("\n");
+    let key_line = format!(
+        "master key: {} (generated now)",
+        fs::canonicalize(&key).unwrap().display()
+    );
+    assert!(first.contains(&key_line), "{first}");
+    assert!(first.contains("back it up"), "{first}");
+    assert!(first.contains("(self-signed, generated now)"), "{first}");
+    assert!(
+        first.contains("warning: [organisation] name is not set"),
+        "{first}"
+    );
+    assert!(
+        first.contains("warning: [organisation] internal_domains is empty"),
+        "{first}"
+    );
+    sluis.terminate(Duration::from_secs(30));
+    sluis.spawn();
+    let again = sluis.banner.join("\n");
+    assert!(!again.contains("generated"), "{again}");
+    assert!(again.contains("master key: "), "{again}");
+    drop(sluis);
+
+    let described = Config::new(&cap.next_hop())
+        .set("organisation", "name", "\"Zorggroep\"")
+        .set("organisation", "internal_domains", "[\"org.test\"]");
+    let sluis = Sluis::start(described);
+    let b = sluis.banner.join("\n");
+    assert!(!b.contains("warning:"), "{b}");
+}

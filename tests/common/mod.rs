@@ -140,6 +140,8 @@ pub struct Sluis {
     child: Option<Child>,
     /// Lines printed on stdout after `ready` by the current process.
     stdout: Option<Receiver<String>>,
+    /// The start-up banner of the current process (stdout up to `ready`).
+    pub banner: Vec<String>,
 }
 
 impl Sluis {
@@ -181,6 +183,7 @@ impl Sluis {
             env: vec![],
             child: None,
             stdout: None,
+            banner: vec![],
         }
     }
 
@@ -261,6 +264,7 @@ impl Sluis {
         self.addr = addr.unwrap_or_else(|| {
             panic!("no `smtp listening on` line before `ready`; stdout: {seen:?}")
         });
+        self.banner = seen;
         self.stdout = Some(rx);
     }
 
