@@ -129,11 +129,20 @@ fn sms_without_a_phone_number_is_refused_never_sent_in_clear() {
         let reply = s.data(&m);
         // Refused at the reply, or accepted and bounced to the sender: never delivered.
         if reply.starts("250") {
-            poll(ARRIVAL, "the bounce to the sender", || {
+            let bounce = poll(ARRIVAL, "the bounce to the sender", || {
                 cap.messages()
                     .into_iter()
                     .find(|m| m.rcpt_tos == ["arts@org.test"] && contains(&m.data, &u))
             });
+            // What happened and what to do, Dutch first, without sluis's header names.
+            let t = bounce.text();
+            let human = t.split("message/delivery-status").next().unwrap();
+            let (nl, en) = (
+                human.find("geen telefoonnummer").expect(&t),
+                human.find("no phone number").expect(&t),
+            );
+            assert!(nl < en, "{t}");
+            assert!(!human.contains("X-Sluis"), "{t}");
         } else {
             assert!(reply.starts("550 5.7.0"), "{mode}: {reply:?}");
         }

@@ -98,6 +98,10 @@ pub struct Protector {
     formal: bool,
 }
 
+/// The reply for a recipient of an SMS-protected message without a phone number; the report
+/// to the sender explains it in words (crate::relay::dsn).
+pub const NO_PHONE: &str = "550 5.7.0 SMS authentication was chosen but this recipient has no phone number; nothing was sent to it";
+
 /// A custom password must at least be this long (the confirmation page brings a real strength
 /// check; a header from a script gets the plain rule).
 const MIN_PASSWORD: usize = 10;
@@ -228,12 +232,7 @@ impl Protector {
         for (i, addr) in req.recipients.iter().enumerate() {
             let phone = fs.phone_for(addr).map(str::to_string);
             if auth == Auth::Sms && phone.is_none() {
-                refused.push((
-                    i,
-                    "550 5.7.0 SMS authentication was chosen but no phone number was given for \
-                     this recipient (X-Sluis-Phone); nothing was sent to it"
-                        .to_string(),
-                ));
+                refused.push((i, NO_PHONE.to_string()));
                 continue;
             }
             let lower = addr.to_ascii_lowercase();
