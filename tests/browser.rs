@@ -279,3 +279,46 @@ fn changed_pages_in_both_languages_at_phone_and_desktop_width() {
         b.screenshot(&format!("23-message-{lang}-phone"));
     }
 }
+
+/// A message without files: 'Geen bestanden' with the expiry in the message's card, no card
+/// of its own; the skip link says where it goes. Screenshots `23-no-files-*`.
+#[test]
+fn a_message_without_files_has_no_files_card() {
+    let cap = Capture::start();
+    let port = free_port();
+    let sluis = portal(&cap, port, |c| c);
+    let u = unique("web23b");
+    let password = "een-lang-genoeg-wachtwoord";
+    smtplib_send(
+        &sluis,
+        "arts@org.test",
+        &["piet@extern.test"],
+        &mail(
+            &format!(
+                "To: piet@extern.test\r\nSubject: [beveiligd] Afspraak {u}\r\n\
+                 X-Sluis-Password: {password}\r\n"
+            ),
+            "De afspraak is op dinsdag.",
+            &[],
+        ),
+    );
+    let link = link_in(&cap, &u);
+    for (lang, none, skip, files) in [
+        ("nl", "Geen bestanden.", "Naar de inhoud", "Bestanden"),
+        ("en", "No files.", "Skip to content", "Files"),
+    ] {
+        let downloads = tempfile::tempdir().unwrap();
+        let mut b = Browser::start(downloads.path(), lang);
+        b.goto(&link);
+        b.type_into("#secret", password);
+        b.click("form[action$='/login'] button");
+        let t = b.text_with(none);
+        assert!(!t.lines().any(|l| l.trim() == files), "{lang}: {t}");
+        assert!(b.source().contains(skip), "{lang}: skip link");
+        b.screenshot(&format!("23-no-files-{lang}-desktop"));
+        b.viewport(Some((390, 844)));
+        b.goto(&link);
+        b.text_with(none);
+        b.screenshot(&format!("23-no-files-{lang}-phone"));
+    }
+}

@@ -46,6 +46,8 @@ pub struct Texts {
     pub password_mail_subject: &'static str,
     pub password_mail_body: &'static str,
     pub sms_text: &'static str,
+    /// The skip link's words: where it goes.
+    pub skip_to_content: &'static str,
 }
 
 pub const NL: Texts = Texts {
@@ -93,6 +95,7 @@ pub const NL: Texts = Texts {
     password_mail_subject: "Je wachtwoord voor het beveiligde bericht",
     password_mail_body: "Je hebt een wachtwoord gevraagd voor een beveiligd bericht van {sender}.\r\n\r\nWachtwoord: {password}\r\n\r\nVul het in op de pagina die je net hebt geopend. Een nieuw wachtwoord vervangt dit.\r\nHeb je niets gevraagd? Dan kun je deze e-mail negeren.\r\n",
     sms_text: "Je code voor het beveiligde bericht van {org}: {code} (10 minuten geldig)",
+    skip_to_content: "Naar de inhoud",
 };
 
 pub const EN: Texts = Texts {
@@ -140,6 +143,7 @@ pub const EN: Texts = Texts {
     password_mail_subject: "Your password for the secure message",
     password_mail_body: "You asked for a password for a secure message from {sender}.\r\n\r\nPassword: {password}\r\n\r\nEnter it on the page you just opened. A new password replaces this one.\r\nDid you not ask for it? Then you can ignore this e-mail.\r\n",
     sms_text: "Your code for the secure message from {org}: {code} (valid for 10 minutes)",
+    skip_to_content: "Skip to content",
 };
 
 pub fn texts(code: &str) -> &'static Texts {
