@@ -303,9 +303,21 @@ fn a_message_without_files_has_no_files_card() {
         ),
     );
     let link = link_in(&cap, &u);
-    for (lang, none, skip, files) in [
-        ("nl", "Geen bestanden.", "Naar de inhoud", "Bestanden"),
-        ("en", "No files.", "Skip to content", "Files"),
+    for (lang, none, skip, files, unknown) in [
+        (
+            "nl",
+            "Geen bestanden.",
+            "Naar de inhoud",
+            "Bestanden",
+            "Deze link werkt niet",
+        ),
+        (
+            "en",
+            "No files.",
+            "Skip to content",
+            "Files",
+            "This link does not work",
+        ),
     ] {
         let downloads = tempfile::tempdir().unwrap();
         let mut b = Browser::start(downloads.path(), lang);
@@ -320,5 +332,14 @@ fn a_message_without_files_has_no_files_card() {
         b.goto(&link);
         b.text_with(none);
         b.screenshot(&format!("23-no-files-{lang}-phone"));
+        // A link cut off in the mail client: a page that says what to do.
+        let cut = &link[..link.len() - 10];
+        b.goto(cut);
+        b.text_with(unknown);
+        b.screenshot(&format!("23-unknown-link-{lang}-phone"));
+        b.viewport(None);
+        b.goto(cut);
+        b.text_with(unknown);
+        b.screenshot(&format!("23-unknown-link-{lang}-desktop"));
     }
 }

@@ -48,6 +48,9 @@ pub struct Texts {
     pub sms_text: &'static str,
     /// The skip link's words: where it goes.
     pub skip_to_content: &'static str,
+    /// One page for every link that does not exist (unknown, mistyped or cut off).
+    pub unknown_title: &'static str,
+    pub unknown_text: &'static str,
 }
 
 pub const NL: Texts = Texts {
@@ -96,6 +99,8 @@ pub const NL: Texts = Texts {
     password_mail_body: "Je hebt een wachtwoord gevraagd voor een beveiligd bericht van {sender}.\r\n\r\nWachtwoord: {password}\r\n\r\nVul het in op de pagina die je net hebt geopend. Een nieuw wachtwoord vervangt dit.\r\nHeb je niets gevraagd? Dan kun je deze e-mail negeren.\r\n",
     sms_text: "Je code voor het beveiligde bericht van {org}: {code} (10 minuten geldig)",
     skip_to_content: "Naar de inhoud",
+    unknown_title: "Deze link werkt niet",
+    unknown_text: "De link is onvolledig of bestaat niet. Open de e-mail opnieuw en klik op de knop, of kopieer de hele link. Werkt het dan nog niet? Vraag de afzender om het bericht opnieuw te sturen.",
 };
 
 pub const EN: Texts = Texts {
@@ -144,6 +149,8 @@ pub const EN: Texts = Texts {
     password_mail_body: "You asked for a password for a secure message from {sender}.\r\n\r\nPassword: {password}\r\n\r\nEnter it on the page you just opened. A new password replaces this one.\r\nDid you not ask for it? Then you can ignore this e-mail.\r\n",
     sms_text: "Your code for the secure message from {org}: {code} (valid for 10 minutes)",
     skip_to_content: "Skip to content",
+    unknown_title: "This link does not work",
+    unknown_text: "The link is incomplete or does not exist. Open the e-mail again and click the button, or copy the whole link. Still not working? Ask the sender to send the message again.",
 };
 
 pub fn texts(code: &str) -> &'static Texts {

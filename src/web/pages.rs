@@ -165,7 +165,17 @@ impl Ctx {
         peer: SocketAddr,
     ) -> Result<Ctx, Box<Resp>> {
         let (t, set_lang) = lang_of(web, req);
-        let nf = || Box::new(h::not_found());
+        // The same page for every unknown link, well-formed or cut off: it says nothing about
+        // which links exist.
+        let nf = || {
+            Box::new(status(
+                web,
+                t,
+                StatusCode::NOT_FOUND,
+                t.unknown_title,
+                t.unknown_text,
+            ))
+        };
         let (id, rcpt) = match web.store.meta.link_for_token(token) {
             Ok(Some(l)) => l,
             Ok(None) => return Err(nf()),
