@@ -162,6 +162,7 @@ name = "bench"
 internal_domains = ["example.org"]
 
 [web]
+listen = "127.0.0.1:0"
 public_url = "https://veilig.example.org"
 
 # The shipped default policy: every message is inspected and decided on, as in production.

@@ -41,7 +41,10 @@ pub fn run(cfg: &Config, message: &Path, from: Option<String>, to: Vec<String>) 
             .replace('\n', "\r\n")
             .into_bytes()
     };
-    let policy = Arc::new(Policy::load(&cfg.policy.dir)?);
+    let policy = Arc::new(Policy::load_checked(
+        &cfg.policy.dir,
+        cfg.policy.allow_empty_policy,
+    )?);
     let n = headers::block_len(&bytes);
     let fields = headers::split_fields(&bytes[..n]);
     let header = |name: &str| -> Vec<String> {

@@ -51,3 +51,13 @@ pub fn free_space(path: &Path) -> io::Result<u64> {
     }
     Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
+
+/// An I/O error as a reason for a message: "No such file or directory", without the
+/// "(os error 2)" that the error's own text appends.
+pub fn io_reason(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) if s.ends_with(')') => s[..i].to_string(),
+        _ => s,
+    }
+}

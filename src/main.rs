@@ -16,11 +16,13 @@ struct Cli {
 enum Cmd {
     /// Run the gateway (the embedded default when no config is given).
     Serve {
+        /// Config file (TOML), e.g. /etc/sluis/sluis.toml; without it the embedded default
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
     /// Validate the configuration; names file, line and problem.
     Check {
+        /// Config file (TOML), e.g. /etc/sluis/sluis.toml; without it the embedded default
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
@@ -34,6 +36,7 @@ enum Cmd {
         /// Envelope recipients (default: the To and Cc headers).
         #[arg(long = "to")]
         to: Vec<String>,
+        /// Config file (TOML), e.g. /etc/sluis/sluis.toml; without it the embedded default
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
@@ -41,6 +44,7 @@ enum Cmd {
     Queue {
         #[command(subcommand)]
         cmd: QueueCmd,
+        /// Config file (TOML), e.g. /etc/sluis/sluis.toml; without it the embedded default
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
     },
@@ -55,6 +59,7 @@ enum Cmd {
     Key {
         #[command(subcommand)]
         cmd: KeyCmd,
+        /// Config file (TOML), e.g. /etc/sluis/sluis.toml; without it the embedded default
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
     },
@@ -131,7 +136,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Check { config } => {
             let (cfg, _) = load(&config)?;
-            let policy = sluis::policy::Policy::load(&cfg.policy.dir)?;
+            let policy = sluis::policy::Policy::load_checked(
+                &cfg.policy.dir,
+                cfg.policy.allow_empty_policy,
+            )?;
             println!(
                 "policies OK: {} ({} files, {} detectors, {} rules)",
                 cfg.policy.dir.display(),

@@ -18,6 +18,10 @@ struct Words {
     found: &'static str,
     external: &'static str,
     advice: &'static str,
+    /// Where a finding was, in the sender's words: the subject, the text, an attachment.
+    in_subject: &'static str,
+    in_text: &'static str,
+    in_attachment: &'static str,
 }
 
 const NL: Words = Words {
@@ -28,6 +32,9 @@ const NL: Words = Words {
     advice: "Volgende keer veilig versturen? Zet [beveiligd] in het onderwerp voor een beveiligd bericht,\r\n\
              of [beveiligde bestanden] om alleen de bijlagen te beveiligen. Met [sms] krijgt de ontvanger\r\n\
              een sms-code in plaats van een wachtwoord.",
+    in_subject: "in het onderwerp",
+    in_text: "in de tekst",
+    in_attachment: "in de bijlage",
 };
 
 const EN: Words = Words {
@@ -37,10 +44,28 @@ const EN: Words = Words {
     external: "Recipients outside the organisation:",
     advice: "To send securely next time, put [secure] in the subject for a secure message, or\r\n\
              [secure files] to protect only the attachments. Add [sms] for an SMS code instead of a password.",
+    in_subject: "in the subject",
+    in_text: "in the text",
+    in_attachment: "in the attachment",
 };
 
 fn clean(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// "in de bijlage offerte.pdf" for "attachment offerte.pdf", "in de tekst" for "body 2": the
+/// inspector's origins are internal names.
+fn place(w: &Words, origin: &str) -> String {
+    let origin = clean(origin);
+    if origin == "subject" {
+        w.in_subject.to_string()
+    } else if origin == "body" || origin.starts_with("body ") || origin == "message" {
+        w.in_text.to_string()
+    } else if let Some(name) = origin.strip_prefix("attachment ") {
+        format!("{} {name}", w.in_attachment)
+    } else {
+        format!("{} {origin}", w.in_attachment)
+    }
 }
 
 fn text(w: &Words, subject: &str, d: &Decision) -> String {
@@ -51,9 +76,9 @@ fn text(w: &Words, subject: &str, d: &Decision) -> String {
         t.push_str("\r\n");
         for f in &d.findings {
             t.push_str(&format!(
-                "  - {} in {}: {}\r\n",
+                "  - {} {}: {}\r\n",
                 clean(&f.label),
-                clean(&f.origin),
+                place(w, &f.origin),
                 clean(&f.excerpt)
             ));
         }
@@ -75,8 +100,9 @@ pub fn build(org: &Org<'_>, env: &Envelope, subject: &str, d: &Decision) -> (Env
     } else {
         (&NL, &EN)
     };
+    // No "-- " line between the languages: clients fold it away as a signature.
     let body = format!(
-        "{}\r\n-- \r\n\r\n{}\r\n{}\r\n",
+        "{}\r\n\r\n{}\r\n{}\r\n",
         text(first, subject, d),
         text(second, subject, d),
         clean(org.name)
@@ -132,5 +158,25 @@ pub fn internal_envelope(id: String, hostname: &str, to: &str) -> Envelope {
         internal: true,
         protected: None,
         decided: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_in_the_senders_words() {
+        assert_eq!(place(&NL, "body"), "in de tekst");
+        assert_eq!(place(&NL, "body 2"), "in de tekst");
+        assert_eq!(place(&EN, "subject"), "in the subject");
+        assert_eq!(
+            place(&NL, "attachment offerte.pdf"),
+            "in de bijlage offerte.pdf"
+        );
+        assert_eq!(
+            place(&EN, "attachment a.zip / b.docx"),
+            "in the attachment a.zip / b.docx"
+        );
     }
 }

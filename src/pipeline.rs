@@ -72,10 +72,11 @@ pub fn asks_protection(message: &[u8], words: &crate::policy::schema::TagWords) 
             let (_, c) = tags::parse_subject(&subject, words);
             choice.protection = choice.protection.max(c.protection);
             choice.unsecure |= c.unsecure;
+            choice.sms |= c.sms;
         }
     }
     tags::controls(message, &mut choice, words);
-    choice.protection.is_some() && !choice.unsecure
+    choice.requested().is_some()
 }
 
 pub fn examine_with(
@@ -151,6 +152,12 @@ mod tests {
         assert!(asks("Subject: cijfers\r\nX-Sluis-Mode: secure"));
         assert!(!asks("Subject: cijfers"));
         assert!(!asks("Subject: =?UTF-8?Q?cijfers_=C3=A9?="));
-        assert!(!asks("Subject: [secure files] [unsecure] cijfers"));
+        // The strictest reading: an opt-out next to a request for protection is no opt-out,
+        // and asking for SMS or a stored-message setting asks for protection.
+        assert!(asks("Subject: [secure files] [unsecure] cijfers"));
+        assert!(asks("Subject: [sms] cijfers"));
+        assert!(asks("Subject: cijfers\r\nX-Sluis-Phone: +31612345678"));
+        assert!(asks("Subject: cijfers\r\nX-Sluis-Expires: 2d"));
+        assert!(!asks("Subject: [unsecure] cijfers"));
     }
 }

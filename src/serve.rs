@@ -86,6 +86,14 @@ pub fn open_store(cfg: &Config) -> Result<QueueStore> {
 
 pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<()> {
     let cfg = Arc::new(cfg);
+    // First: without rules nothing is created, bound or relayed (fail closed).
+    let policy = Policy::load_checked(&cfg.policy.dir, cfg.policy.allow_empty_policy)?;
+    let policy_rules = policy.rules.len();
+    // Whether the key file is there before the store opens (and creates it when it is not).
+    let key = key_file(&cfg).map(|p| {
+        let existed = p.exists();
+        (p, existed)
+    });
     let store = open_store(&cfg)?;
     let marker = Marker::new(store.keys().derive("x-sluis-processed"));
     let tls_files = smtp::tls::ensure_files(
@@ -101,10 +109,11 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
         .with_context(|| format!("binding SMTP listener {}", cfg.smtp.listen))?;
     let addr = listener.local_addr()?;
 
-    let policy = Policy::load(&cfg.policy.dir)?;
-    let policy_rules = policy.rules.len();
-    let policy = PolicyHandle::new(&cfg.policy.dir, policy);
-    if let Err(e) = policy.watch() {
+    let policy = PolicyHandle::new(&cfg.policy.dir, policy, cfg.policy.allow_empty_policy);
+    // A plain relay (allow_empty_policy) may have no folder at all: nothing to watch.
+    if cfg.policy.dir.is_dir()
+        && let Err(e) = policy.watch()
+    {
         tracing::warn!(error = %e, "cannot watch the policy folder; changes need a restart");
     }
     let pipeline = Arc::new(Pipeline {
@@ -132,7 +141,8 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
         &cfg.organisation.name,
         &cfg.organisation.default_language,
         dkim,
-    );
+    )
+    .with_formal_address(cfg.organisation.address_form == crate::config::AddressForm::U);
     // Checksums that a crash kept from being stored are computed first, before new messages.
     match crate::protect::checksums::Checksums::start(vault.clone()) {
         Ok(c) => {
@@ -187,6 +197,7 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
             let files = smtp::tls::TlsFiles {
                 cert: cert.clone(),
                 key: key.clone(),
+                self_signed: false,
                 generated: false,
             };
             let mut c = (*smtp::tls::server_config(&files)?).clone();
@@ -233,8 +244,8 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
         &resolved,
         config_name,
         addr,
-        &tls_files.cert,
-        tls_files.generated,
+        &tls_files,
+        key.as_ref().map(|(p, existed)| (p.as_path(), !existed)),
     );
     println!(
         "  policies: {} ({policy_rules} rules, reloaded on change)",
@@ -323,13 +334,15 @@ async fn shredder(
     }
 }
 
+/// The start-up banner: where everything is, what to back up, what is not set yet.
+/// `key`: the master key file and whether it was generated now; Err: where it comes from.
 fn describe(
     cfg: &Config,
     r: &Resolved,
     name: &str,
     addr: std::net::SocketAddr,
-    cert: &Path,
-    generated: bool,
+    tls: &smtp::tls::TlsFiles,
+    key: std::result::Result<(&Path, bool), &String>,
 ) {
     let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     println!("sluis {} — config: {name}", env!("CARGO_PKG_VERSION"));
@@ -337,6 +350,20 @@ fn describe(
         "  data directory: {} (encrypted at rest)",
         abs(&cfg.storage.data_dir).display()
     );
+    match (key, &cfg.storage.master_key_env) {
+        (Ok((path, generated)), _) => {
+            println!(
+                "  master key: {}{}",
+                abs(path).display(),
+                if generated { " (generated now)" } else { "" }
+            );
+            println!(
+                "    back it up, apart from the data directory: without it nothing stored can be read"
+            );
+        }
+        (Err(_), Some(var)) => println!("  master key: from the environment variable {var}"),
+        (Err(e), None) => println!("  master key: {e}"),
+    }
     let hop = match &r.next_hop {
         NextHop::Maildir(p) => format!("Maildir {} (new mail lands in new/)", abs(p).display()),
         NextHop::Smtp { host, port } => format!("smarthost {host}:{port}"),
@@ -345,17 +372,27 @@ fn describe(
     println!("  next hop: {hop}");
     println!(
         "  STARTTLS certificate: {}{}",
-        abs(cert).display(),
-        if generated {
-            " (self-signed, generated)"
-        } else {
-            ""
+        abs(&tls.cert).display(),
+        match (tls.self_signed, tls.generated) {
+            (true, true) => " (self-signed, generated now)",
+            (true, false) => " (self-signed, made by sluis)",
+            _ => "",
         }
     );
     println!(
         "  relay allowed from: {}",
         cfg.smtp.relay_networks.join(", ")
     );
+    if cfg.organisation.name == crate::config::OrganisationConfig::default().name {
+        println!(
+            "  warning: [organisation] name is not set: pages and mail say \"Beveiligd door sluis via sluis\""
+        );
+    }
+    if cfg.organisation.internal_domains.is_empty() {
+        println!(
+            "  warning: [organisation] internal_domains is empty: every recipient counts as external"
+        );
+    }
     println!(
         "  try it: swaks --server {} --port {} --from you@example.org --to someone@example.net",
         addr.ip(),

@@ -156,7 +156,7 @@ fn sms_code_from_the_outbox_and_clear_pages_for_expired_and_blocked_links() {
     b.goto(&link);
     let t = b.text();
     assert!(
-        t.contains("Send my password") && t.contains("text message"),
+        t.contains("Send me a code") && t.contains("text message"),
         "{t}"
     );
     b.screenshot("06-landing-sms-en");
@@ -209,4 +209,137 @@ fn sms_code_from_the_outbox_and_clear_pages_for_expired_and_blocked_links() {
     let t = b.text();
     assert!(t.contains("This link has been blocked"), "{t}");
     b.screenshot("09-blocked-en");
+}
+
+/// The pages ISSUE 23 changed (the SMS landing's 'Stuur mij een code', the expiry 'tot en met'
+/// with the time, the message's time), in Dutch and English at phone and desktop width;
+/// screenshots `23-*` in target/test-artifacts.
+#[test]
+fn changed_pages_in_both_languages_at_phone_and_desktop_width() {
+    let cap = Capture::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("sms.txt");
+    let ob = outbox.to_str().unwrap().to_string();
+    let _sluis = portal(&cap, port, |c| c.set("sms", "path", &format!("{ob:?}")));
+    let u = unique("web23");
+    smtplib_send(
+        &_sluis,
+        "arts@org.test",
+        &["piet@extern.test"],
+        &mail(
+            &format!(
+                "To: piet@extern.test\r\nSubject: [sms] Uitslag {u}\r\n\
+                 X-Sluis-Phone: +31612345678\r\n"
+            ),
+            "De uitslag staat in de bijlage.",
+            &[("uitslag.txt", b"uitslag".to_vec())],
+        ),
+    );
+    let link = link_in(&cap, &u);
+    for (lang, send, sent, until, at) in [
+        (
+            "nl",
+            "Stuur mij een code",
+            "per sms naar je telefoon",
+            "Beschikbaar tot en met",
+            " om ",
+        ),
+        (
+            "en",
+            "Send me a code",
+            "A code was sent to your phone",
+            "Available until",
+            " at ",
+        ),
+    ] {
+        let downloads = tempfile::tempdir().unwrap();
+        let mut b = Browser::start(downloads.path(), lang);
+        b.goto(&link);
+        let t = b.text_with(send);
+        assert!(t.contains(until) && t.contains(at), "{lang}: {t}");
+        b.screenshot(&format!("23-landing-sms-{lang}-desktop"));
+        b.viewport(Some((390, 844)));
+        b.goto(&link);
+        b.text_with(send);
+        b.screenshot(&format!("23-landing-sms-{lang}-phone"));
+        b.viewport(None);
+        b.click("form[action$='/send'] button");
+        b.text_with(sent);
+        let sms = last_sms(&outbox);
+        let code = code_in(sms["text"].as_str().unwrap());
+        b.type_into("#secret", &code);
+        b.click("form[action$='/login'] button");
+        let t = b.text_with("uitslag.txt");
+        assert!(t.contains(until) && t.contains(at), "{lang}: {t}");
+        b.screenshot(&format!("23-message-{lang}-desktop"));
+        b.viewport(Some((390, 844)));
+        b.goto(&link);
+        b.text_with("uitslag.txt");
+        b.screenshot(&format!("23-message-{lang}-phone"));
+    }
+}
+
+/// A message without files: 'Geen bestanden' with the expiry in the message's card, no card
+/// of its own; the skip link says where it goes. Screenshots `23-no-files-*`.
+#[test]
+fn a_message_without_files_has_no_files_card() {
+    let cap = Capture::start();
+    let port = free_port();
+    let sluis = portal(&cap, port, |c| c);
+    let u = unique("web23b");
+    let password = "een-lang-genoeg-wachtwoord";
+    smtplib_send(
+        &sluis,
+        "arts@org.test",
+        &["piet@extern.test"],
+        &mail(
+            &format!(
+                "To: piet@extern.test\r\nSubject: [beveiligd] Afspraak {u}\r\n\
+                 X-Sluis-Password: {password}\r\n"
+            ),
+            "De afspraak is op dinsdag.",
+            &[],
+        ),
+    );
+    let link = link_in(&cap, &u);
+    for (lang, none, skip, files, unknown) in [
+        (
+            "nl",
+            "Geen bestanden.",
+            "Naar de inhoud",
+            "Bestanden",
+            "Deze link werkt niet",
+        ),
+        (
+            "en",
+            "No files.",
+            "Skip to content",
+            "Files",
+            "This link does not work",
+        ),
+    ] {
+        let downloads = tempfile::tempdir().unwrap();
+        let mut b = Browser::start(downloads.path(), lang);
+        b.goto(&link);
+        b.type_into("#secret", password);
+        b.click("form[action$='/login'] button");
+        let t = b.text_with(none);
+        assert!(!t.lines().any(|l| l.trim() == files), "{lang}: {t}");
+        assert!(b.source().contains(skip), "{lang}: skip link");
+        b.screenshot(&format!("23-no-files-{lang}-desktop"));
+        b.viewport(Some((390, 844)));
+        b.goto(&link);
+        b.text_with(none);
+        b.screenshot(&format!("23-no-files-{lang}-phone"));
+        // A link cut off in the mail client: a page that says what to do.
+        let cut = &link[..link.len() - 10];
+        b.goto(cut);
+        b.text_with(unknown);
+        b.screenshot(&format!("23-unknown-link-{lang}-phone"));
+        b.viewport(None);
+        b.goto(cut);
+        b.text_with(unknown);
+        b.screenshot(&format!("23-unknown-link-{lang}-desktop"));
+    }
 }

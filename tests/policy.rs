@@ -16,7 +16,8 @@ fn start(cap: &Capture) -> (Sluis, PathBuf) {
         Config::new(&cap.next_hop())
             .set("organisation", "internal_domains", "[\"org.test\"]")
             .set("organisation", "name", "\"Testorganisatie\"")
-            .set("policy", "dir", "\"policies\""),
+            .set("policy", "dir", "\"policies\"")
+            .set("policy", "allow_empty_policy", "false"),
     );
     let dir = s.dir.path().join("policies");
     copy_dir(

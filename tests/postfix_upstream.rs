@@ -175,8 +175,13 @@ fn wait_for_listen_line(rx: &mpsc::Receiver<String>, rig: &Rig) -> u16 {
                     return p;
                 }
             }
-            Err(e) => panic!(
-                "sluis did not print `smtp listening on IP:PORT` and `ready` within 60 s ({e}){}",
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                "sluis did not print `smtp listening on IP:PORT` and `ready` within 60 s{}",
+                rig.diagnostics()
+            ),
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
+                "sluis exited (closed its stdout) before printing `smtp listening on IP:PORT` \
+                 and `ready`{}",
                 rig.diagnostics()
             ),
         }
@@ -277,6 +282,13 @@ data_dir = "{}"
 [organisation]
 name = "Postfix upstream test"
 internal_domains = ["example.org"]
+
+[web]
+listen = "127.0.0.1:0"
+
+# A plain relay: this test is about the SMTP hops, not the policy.
+[policy]
+allow_empty_policy = true
 "#,
             data_dir.display()
         ),

@@ -137,7 +137,7 @@ fn assert_dsn(dsn: &Captured, sender: &str, failed_rcpt: &str, original_tag: &st
     assert!(lower.contains(&failed_rcpt.to_ascii_lowercase()), "{text}");
     assert!(
         text.lines()
-            .any(|l| l.starts_with("Subject: Undelivered Mail Returned to Sender")),
+            .any(|l| l.starts_with("Subject: Onbestelbaar bericht / Undelivered Mail")),
         "{text}"
     );
     assert!(

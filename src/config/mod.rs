@@ -7,16 +7,15 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+mod checks;
+mod paths;
 pub mod web;
 pub use web::{DkimConfig, SmsConfig, WebConfig};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        file: String,
-        source: std::io::Error,
-    },
+    #[error("{file}: cannot read: {reason}")]
+    Read { file: String, reason: String },
     #[error("{file}:{line}:{col}: {msg}")]
     At {
         file: String,
@@ -47,8 +46,11 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
-    /// Folder with the policy files (`*.toml`) and word lists.
+    /// Folder with the policy files (`*.toml`) and word lists. Unset: found next to the
+    /// config file, or for the embedded default next to the program (see `paths`).
     pub dir: PathBuf,
+    /// Run without rules (a plain relay): a missing or rule-less folder is then no error.
+    pub allow_empty_policy: bool,
     /// Messages inspected at the same time (inspection is CPU-bound).
     pub inspect_concurrency: usize,
     /// Whether a message (up to 4 MiB) is examined, and protected, before the client hears
@@ -72,7 +74,8 @@ pub enum BeforeReply {
 impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig {
-            dir: PathBuf::from("./policies"),
+            dir: PathBuf::new(),
+            allow_empty_policy: false,
             inspect_concurrency: 2,
             examine_before_reply: BeforeReply::Auto,
         }
@@ -201,6 +204,17 @@ pub struct OrganisationConfig {
     pub name: String,
     pub internal_domains: Vec<String>,
     pub default_language: String,
+    /// How Dutch mail to recipients addresses them: "je" (default, as the manual) or "u".
+    pub address_form: AddressForm,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum AddressForm {
+    #[default]
+    #[serde(rename = "je")]
+    Je,
+    #[serde(rename = "u")]
+    U,
 }
 
 impl Default for OrganisationConfig {
@@ -209,6 +223,7 @@ impl Default for OrganisationConfig {
             name: "sluis".into(),
             internal_domains: Vec::new(),
             default_language: "nl".into(),
+            address_form: AddressForm::Je,
         }
     }
 }
@@ -287,9 +302,9 @@ impl Config {
         let (file, text) = match path {
             Some(p) => {
                 let file = p.display().to_string();
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
                     file: file.clone(),
-                    source,
+                    reason: crate::fsutil::io_reason(&e),
                 })?;
                 (file, text)
             }
@@ -301,12 +316,12 @@ impl Config {
                 file: file.clone(),
                 line,
                 col,
-                msg: e.message().trim().to_string(),
+                msg: with_key(&text, line, e.message().trim()),
             }
         };
         // Parse the text alone first so that problems in the file carry its line numbers.
         let from_file: Config = toml::from_str(&text).map_err(at)?;
-        let cfg = if env.is_empty() {
+        let mut cfg = if env.is_empty() {
             from_file
         } else {
             let mut table: toml::Table = toml::from_str(&text).map_err(at)?;
@@ -322,6 +337,9 @@ impl Config {
                 msg: e.message().trim().to_string(),
             })?
         };
+        if cfg.policy.dir.as_os_str().is_empty() {
+            cfg.policy.dir = paths::default_policy_dir(path);
+        }
         let resolved =
             cfg.resolve()
                 .map_err(|(section, key, msg)| match locate(&text, section, key) {
@@ -403,6 +421,7 @@ impl Config {
         if let Some(d) = &self.dkim {
             d.check().map_err(|(k, m)| ("dkim", k, m))?;
         }
+        checks::run(self)?;
         Ok(Resolved {
             relay_networks,
             next_hop,
@@ -452,6 +471,21 @@ fn apply_env(table: &mut toml::Table, var: &str, value: &str) -> Result<(), Conf
             Ok(())
         }
         _ => Err(err("that section is not a table")),
+    }
+}
+
+/// "retry_schedule: 'soon' does not start with a number": a value's error names the key set
+/// on that line, unless the message already does.
+fn with_key(text: &str, line: usize, msg: &str) -> String {
+    let key = text
+        .lines()
+        .nth(line.saturating_sub(1))
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && !k.starts_with('[') && !k.starts_with('#'));
+    match key {
+        Some(k) if !msg.contains(k) => format!("{k}: {msg}"),
+        _ => msg.to_string(),
     }
 }
 

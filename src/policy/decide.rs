@@ -162,18 +162,22 @@ pub fn decide(
     }
     let strictest = matched.iter().find(|r| r.action != Action::Notify);
     let notify = matched.iter().any(|r| r.action == Action::Notify);
+    let requested = sender.requested();
     let sms = sender.sms;
     let auth_of = |rule_auth: Option<Auth>| {
         let a = rule_auth.unwrap_or_default();
         if sms { Auth::Sms } else { a }
     };
-    let verdict = if sender.upload {
+    if sender.unsecure && requested.is_some() {
+        reasons.push("the sender asked for protection and against it: protected".into());
+    }
+    let mut verdict = if sender.upload {
         reasons.push("the sender asked for an upload request".into());
         Verdict::Upload
     } else if let Some(rule) = strictest {
         let policy_p = rule.protection.unwrap_or(Protection::SecureMessage);
         match rule.action {
-            Action::Auto if sender.unsecure && policy.settings.allow_opt_out => {
+            Action::Auto if sender.opts_out() && policy.settings.allow_opt_out => {
                 reasons.push(format!(
                     "the sender opted out; rule '{}' allows that (auto)",
                     rule.name
@@ -185,8 +189,13 @@ pub fn decide(
                 }
             }
             Action::Auto => {
-                let protection = sender.protection.unwrap_or(policy_p);
-                if sender.protection.is_some_and(|p| p != policy_p) {
+                // A level the sender chose may lower the policy's (auto); what only follows
+                // from their other choices (SMS, expiry ...) is a minimum, never a lowering.
+                let protection = match (sender.protection, requested) {
+                    (Some(_), Some(r)) => r,
+                    (_, r) => r.map_or(policy_p, |r| r.max(policy_p)),
+                };
+                if sender.protection.is_some() && protection != policy_p {
                     reasons.push("the sender's own choice of protection is honoured (auto)".into());
                 }
                 Verdict::Protect {
@@ -201,14 +210,13 @@ pub fn decide(
                         rule.name
                     ));
                 }
-                let protection = sender.protection.map_or(policy_p, |p| p.max(policy_p));
                 Verdict::Protect {
-                    protection,
+                    protection: requested.map_or(policy_p, |p| p.max(policy_p)),
                     auth: auth_of(rule.auth),
                 }
             }
         }
-    } else if let Some(p) = sender.protection {
+    } else if let Some(p) = requested {
         reasons.push("the sender asked for protection".into());
         Verdict::Protect {
             protection: p,
@@ -219,6 +227,17 @@ pub fn decide(
     } else {
         Verdict::Deliver
     };
+    // Files protection without files would send the text as written: when the sender asked
+    // for protection, the message itself is protected instead.
+    if let Verdict::Protect { protection, .. } = &mut verdict
+        && *protection != Protection::SecureMessage
+        && requested.is_some()
+        && insp.attachments.is_empty()
+    {
+        *protection = Protection::SecureMessage;
+        reasons
+            .push("protection was asked for and there are no attachments: secure message".into());
+    }
     Decision {
         verdict,
         rules: matched.iter().map(|r| r.name.clone()).collect(),

@@ -19,6 +19,17 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum PolicyError {
+    #[error(
+        "policy folder {dir} does not exist; sluis does not run without rules. Set [policy] dir \
+         to the folder with your policy files, or allow_empty_policy = true for a plain relay"
+    )]
+    Missing { dir: String },
+    #[error(
+        "policy folder {dir} has no rules ({files} policy file(s)); sluis does not run without \
+         rules. Add a policy file with a [[rule]], or set [policy] allow_empty_policy = true for \
+         a plain relay"
+    )]
+    NoRules { dir: String, files: usize },
     #[error("{file}: {msg}")]
     File { file: String, msg: String },
     #[error("{file}:{line}:{col}: {msg}")]
@@ -122,7 +133,21 @@ impl Policy {
         }
     }
 
-    /// Loads every `*.toml` in `dir` (sorted by name). A missing folder is an empty policy.
+    /// The policy sluis runs with: the folder must exist and hold at least one rule, unless
+    /// `allow_empty` (a plain relay), where a missing folder is an empty policy. Fails closed:
+    /// a gateway without rules would relay everything in clear.
+    pub fn load_checked(dir: &Path, allow_empty: bool) -> Result<Policy, PolicyError> {
+        match Self::load(dir) {
+            Err(PolicyError::Missing { .. }) if allow_empty => Ok(Policy::empty()),
+            Ok(p) if p.rules.is_empty() && !allow_empty => Err(PolicyError::NoRules {
+                dir: dir.display().to_string(),
+                files: p.files.len(),
+            }),
+            other => other,
+        }
+    }
+
+    /// Loads every `*.toml` in `dir` (sorted by name); the folder must exist.
     pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
         let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
             Ok(rd) => rd
@@ -130,11 +155,15 @@ impl Policy {
                 .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|x| x == "toml"))
                 .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(PolicyError::Missing {
+                    dir: dir.display().to_string(),
+                });
+            }
             Err(e) => {
                 return Err(PolicyError::File {
-                    file: dir.display().to_string(),
-                    msg: e.to_string(),
+                    file: format!("policy folder {}", dir.display()),
+                    msg: format!("cannot read it: {}", crate::fsutil::io_reason(&e)),
                 });
             }
         };

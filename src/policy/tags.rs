@@ -18,6 +18,33 @@ pub struct SenderChoice {
     pub controls: BTreeMap<String, String>,
 }
 
+impl SenderChoice {
+    /// The least protection the sender's choices ask for, read strictly: a level from a tag
+    /// or `X-Sluis-Mode`, raised to secure files when they also ask for authentication
+    /// (`[sms]`, `X-Sluis-Auth: sms`, `X-Sluis-Phone`, `X-Sluis-Password`: public files have
+    /// none); authentication or a stored-message setting (`X-Sluis-Expires`,
+    /// `X-Sluis-Max-Downloads`) alone asks for secure files. None: no protection asked.
+    pub fn requested(&self) -> Option<Protection> {
+        // `X-Sluis-Auth: password` names the default, which asks for nothing by itself.
+        let auth = self.sms || self.controls.contains_key("password");
+        let stored = ["expires", "max-downloads"]
+            .iter()
+            .any(|k| self.controls.contains_key(*k));
+        match self.protection {
+            Some(p) if auth => Some(p.max(Protection::SecureFiles)),
+            Some(p) => Some(p),
+            None if auth || stored => Some(Protection::SecureFiles),
+            None => None,
+        }
+    }
+
+    /// An opt-out counts only when nothing asks for protection: `[onbeveiligd] [beveiligd]`
+    /// is protected (the strictest reading wins).
+    pub fn opts_out(&self) -> bool {
+        self.unsecure && self.requested().is_none()
+    }
+}
+
 fn norm(s: &str) -> String {
     s.split_whitespace()
         .collect::<Vec<_>>()
@@ -100,7 +127,9 @@ pub fn controls(msg: &[u8], c: &mut SenderChoice, tags: &TagWords) {
                     }
                 }
             }
-            "auth" if norm(&value) == "sms" => c.sms = true,
+            "auth" if matches!(norm(&value).as_str(), "sms" | "2fa") => c.sms = true,
+            // A phone number is where the SMS codes go: it asks for SMS authentication.
+            "phone" => c.sms = true,
             _ => {}
         }
         c.controls.insert(key.to_string(), value);

@@ -246,3 +246,129 @@ fn the_same_text_twice_counts_once() {
         Verdict::Notify
     );
 }
+
+/// Every tag and header that asks for protection gets it, alone and combined; the strictest
+/// reading wins (ISSUE 23 item 3).
+#[test]
+fn a_request_for_protection_is_read_strictly() {
+    use Protection::*;
+    let p = policy(BASE);
+    let with_file = |mut i: Inspection| {
+        i.attachments.push(Attachment {
+            origin: "attachment 1".into(),
+            name: "stukken.pdf".into(),
+            content_type: "application/pdf".into(),
+            size: 10,
+        });
+        i
+    };
+    let choice = |subject: &str, headers: &str| {
+        let (_, mut c) = parse_subject(subject, &p.tags);
+        let msg = format!("Subject: x\r\n{headers}\r\n\r\nx\r\n");
+        super::tags::controls(msg.as_bytes(), &mut c, &p.tags);
+        c
+    };
+    let cases: &[(&str, &str, bool, Protection, Auth)] = &[
+        ("[sms] vraag", "", true, SecureFiles, Auth::Sms),
+        ("[2fa] vraag", "", false, SecureMessage, Auth::Sms),
+        ("vraag", "X-Sluis-Auth: sms", true, SecureFiles, Auth::Sms),
+        (
+            "vraag",
+            "X-Sluis-Phone: +31612345678",
+            false,
+            SecureMessage,
+            Auth::Sms,
+        ),
+        (
+            "vraag",
+            "X-Sluis-Password: lang-genoeg-wachtwoord",
+            true,
+            SecureFiles,
+            Auth::Password,
+        ),
+        (
+            "vraag",
+            "X-Sluis-Expires: 2d",
+            false,
+            SecureMessage,
+            Auth::Password,
+        ),
+        (
+            "vraag",
+            "X-Sluis-Max-Downloads: 3",
+            true,
+            SecureFiles,
+            Auth::Password,
+        ),
+        (
+            "[public files] [sms] vraag",
+            "",
+            true,
+            SecureFiles,
+            Auth::Sms,
+        ),
+        (
+            "[openbare bestanden] vraag",
+            "",
+            true,
+            PublicFiles,
+            Auth::Password,
+        ),
+        (
+            "[openbare bestanden] vraag",
+            "",
+            false,
+            SecureMessage,
+            Auth::Password,
+        ),
+        (
+            "[secure files] vraag",
+            "",
+            false,
+            SecureMessage,
+            Auth::Password,
+        ),
+        (
+            "[onbeveiligd] [beveiligd] vraag",
+            "",
+            true,
+            SecureMessage,
+            Auth::Password,
+        ),
+        ("[unsecure] [sms] vraag", "", true, SecureFiles, Auth::Sms),
+    ];
+    for (subject, headers, file, protection, auth) in cases {
+        let i = insp("gewoon een vraag");
+        let i = if *file { with_file(i) } else { i };
+        let got = verdict(&p, &i, &["x@gmail.com"], choice(subject, headers));
+        assert_eq!(
+            got,
+            Verdict::Protect {
+                protection: *protection,
+                auth: *auth
+            },
+            "{subject} {headers} (attachment: {file})"
+        );
+    }
+    // The policy's stricter protection stays: [sms] on medical text (auto, secure files) with
+    // a BSN (force, secure message) is a secure message with SMS.
+    let i = with_file(insp("diagnose en bsn 111222333"));
+    assert_eq!(
+        verdict(&p, &i, &["x@gmail.com"], choice("[sms] uitslag", "")),
+        Verdict::Protect {
+            protection: SecureMessage,
+            auth: Auth::Sms
+        }
+    );
+    // An opt-out alone still counts where the rule is auto.
+    let i = insp("de diagnose");
+    assert_eq!(
+        verdict(
+            &p,
+            &i,
+            &["x@gmail.com"],
+            choice("[onbeveiligd] uitslag", "")
+        ),
+        Verdict::Deliver
+    );
+}

@@ -14,13 +14,16 @@ use std::time::Duration;
 pub struct PolicyHandle {
     current: Arc<RwLock<Arc<Policy>>>,
     dir: PathBuf,
+    /// `[policy] allow_empty_policy`: without it a change that leaves no rules is refused.
+    allow_empty: bool,
 }
 
 impl PolicyHandle {
-    pub fn new(dir: &Path, policy: Policy) -> Self {
+    pub fn new(dir: &Path, policy: Policy, allow_empty: bool) -> Self {
         PolicyHandle {
             current: Arc::new(RwLock::new(Arc::new(policy))),
             dir: dir.to_path_buf(),
+            allow_empty,
         }
     }
 
@@ -31,9 +34,9 @@ impl PolicyHandle {
             .clone()
     }
 
-    /// Loads the folder again; on error the policy in force stays.
+    /// Loads the folder again; on error (or no rules left) the policy in force stays.
     pub fn reload(&self) -> Result<(), super::PolicyError> {
-        let p = Policy::load(&self.dir)?;
+        let p = Policy::load_checked(&self.dir, self.allow_empty)?;
         tracing::info!(
             dir = %self.dir.display(),
             rules = p.rules.len(),
@@ -44,7 +47,8 @@ impl PolicyHandle {
         Ok(())
     }
 
-    /// Watches the folder on a thread of its own for as long as the process runs.
+    /// Watches the folder on a thread of its own for as long as the process runs. The folder
+    /// must exist (it is never created: an empty one would mean a gateway without rules).
     pub fn watch(&self) -> notify::Result<()> {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
@@ -63,7 +67,6 @@ impl PolicyHandle {
                 let _ = tx.send(());
             }
         })?;
-        std::fs::create_dir_all(&self.dir).ok();
         watcher.watch(&self.dir, RecursiveMode::Recursive)?;
         let me = self.clone();
         std::thread::Builder::new()
@@ -81,5 +84,26 @@ impl PolicyHandle {
             })
             .map_err(|e| notify::Error::generic(&e.to_string()))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reload_to_no_rules_is_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let rule = "[detectors.w]\ntype = \"words\"\nwords = [\"walvis\"]\n\n\
+                    [[rules]]\nname = \"r\"\ndetectors = [\"w\"]\naction = \"notify\"\n";
+        std::fs::write(dir.path().join("a.toml"), rule).unwrap();
+        for allow in [false, true] {
+            let p = Policy::load_checked(dir.path(), allow).unwrap();
+            let h = PolicyHandle::new(dir.path(), p, allow);
+            std::fs::write(dir.path().join("a.toml"), "[settings]\nexpiry = \"1d\"\n").unwrap();
+            assert_eq!(h.reload().is_err(), !allow);
+            assert_eq!(h.get().rules.len(), usize::from(!allow));
+            std::fs::write(dir.path().join("a.toml"), rule).unwrap();
+        }
     }
 }

@@ -94,7 +94,13 @@ pub struct Protector {
     dkim: Option<Signer>,
     /// Where large files are checksummed after the reply; without it they are hashed at once.
     checksums: Option<Checksums>,
+    /// Dutch notifications say 'u' instead of 'je'.
+    formal: bool,
 }
+
+/// The reply for a recipient of an SMS-protected message without a phone number; the report
+/// to the sender explains it in words (crate::relay::dsn).
+pub const NO_PHONE: &str = "550 5.7.0 SMS authentication was chosen but this recipient has no phone number; nothing was sent to it";
 
 /// A custom password must at least be this long (the confirmation page brings a real strength
 /// check; a header from a script gets the plain rule).
@@ -115,7 +121,14 @@ impl Protector {
             language: language.to_string(),
             dkim,
             checksums: None,
+            formal: false,
         }
+    }
+
+    /// `[organisation] address_form = "u"`: notifications address recipients formally.
+    pub fn with_formal_address(mut self, formal: bool) -> Protector {
+        self.formal = formal;
+        self
     }
 
     /// Checksums large files on `c`'s idle-priority helper instead of before the reply.
@@ -171,7 +184,11 @@ impl Protector {
             protection = Protection::SecureMessage;
         }
         if protection != Protection::SecureMessage && files.is_empty() {
-            return Ok(Outcome::NothingToProtect);
+            // Only inline parts: what the sender asked to protect goes as a secure message.
+            if req.decision.sender.requested().is_none() {
+                return Ok(Outcome::NothingToProtect);
+            }
+            protection = Protection::SecureMessage;
         }
         let fs = controls::read(&req.decision.sender.controls, req.settings, req.now);
         let mut ignored = fs.ignored.clone();
@@ -215,12 +232,7 @@ impl Protector {
         for (i, addr) in req.recipients.iter().enumerate() {
             let phone = fs.phone_for(addr).map(str::to_string);
             if auth == Auth::Sms && phone.is_none() {
-                refused.push((
-                    i,
-                    "550 5.7.0 SMS authentication was chosen but no phone number was given for \
-                     this recipient (X-Sluis-Phone); nothing was sent to it"
-                        .to_string(),
-                ));
+                refused.push((i, NO_PHONE.to_string()));
                 continue;
             }
             let lower = addr.to_ascii_lowercase();
@@ -446,6 +458,7 @@ impl Protector {
                 files: &infos,
                 neutral_subject: req.settings.neutral_subject,
                 subject: &msg.subject,
+                formal: self.formal,
             };
             let mut bytes =
                 rewrite::build_from(req.original, decoded, &copy).map_err(ProtectError::Build)?;

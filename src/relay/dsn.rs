@@ -33,6 +33,62 @@ fn status_of(reply: &str) -> String {
         .unwrap_or_else(|| "5.0.0".into())
 }
 
+/// What happened, why and what the sender can do, Dutch first, in words: the servers' replies
+/// are in the machine-readable part (Diagnostic-Code) for the mail admin.
+fn explain(failures: &[Failure<'_>]) -> String {
+    let mut nl = String::from("Je bericht is niet afgeleverd bij:\r\n");
+    let mut en = String::from("Your message was not delivered to:\r\n");
+    for f in failures {
+        let (why_nl, todo_nl, why_en, todo_en) = reason(f.reply);
+        nl.push_str(&format!(
+            "  {}\r\n    {why_nl}\r\n    {todo_nl}\r\n",
+            f.rcpt.address
+        ));
+        en.push_str(&format!(
+            "  {}\r\n    {why_en}\r\n    {todo_en}\r\n",
+            f.rcpt.address
+        ));
+    }
+    format!(
+        "{nl}\r\nDe technische gegevens staan in het deel hieronder, voor je beheerder.\r\n\r\n\
+         {en}\r\nThe technical details are in the part below, for your mail admin.\r\n"
+    )
+}
+
+/// (why, what to do) in Dutch and English for a final reply.
+fn reason(reply: &str) -> (&'static str, &'static str, &'static str, &'static str) {
+    let status = reply.split_whitespace().nth(1).unwrap_or("");
+    if reply == crate::protect::NO_PHONE {
+        (
+            "Je koos voor beveiliging met een sms-code, maar voor deze ontvanger was er geen telefoonnummer. Er is niets naar deze ontvanger gestuurd.",
+            "Stuur het bericht opnieuw met het mobiele nummer van de ontvanger, of zonder [sms]: dan krijgt de ontvanger een wachtwoord per e-mail.",
+            "You chose protection with an SMS code, but there was no phone number for this recipient. Nothing was sent to this recipient.",
+            "Send the message again with the recipient's mobile number, or without [sms]: the recipient then gets a password by e-mail.",
+        )
+    } else if status.starts_with("5.1.") || status.starts_with("4.1.") {
+        (
+            "Dit adres bestaat niet, of de server van de ontvanger kent het niet.",
+            "Controleer het adres op tikfouten en stuur het bericht opnieuw.",
+            "This address does not exist, or the recipient's server does not know it.",
+            "Check the address for typing errors and send the message again.",
+        )
+    } else if status.starts_with("4.") {
+        (
+            "De server van de ontvanger was te lang niet bereikbaar; het bericht is dagenlang opnieuw geprobeerd.",
+            "Probeer het later opnieuw, of neem op een andere manier contact op met de ontvanger.",
+            "The recipient's server could not be reached for too long; delivery was retried for days.",
+            "Try again later, or contact the recipient another way.",
+        )
+    } else {
+        (
+            "De server van de ontvanger heeft het bericht geweigerd.",
+            "Controleer het adres; blijft het misgaan, vraag dan je beheerder om de technische gegevens hieronder te bekijken.",
+            "The recipient's server refused the message.",
+            "Check the address; if it keeps failing, ask your mail admin to look at the technical details below.",
+        )
+    }
+}
+
 /// The original header block, for the third part of the report.
 pub fn original_headers(mut msg: MessageReader) -> Vec<u8> {
     let mut out = Vec::new();
@@ -69,7 +125,7 @@ pub fn build(
     m.push_str(&format!(
         "From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n\
          To: <{to}>\r\n\
-         Subject: Undelivered Mail Returned to Sender / Onbestelbaar bericht\r\n\
+         Subject: Onbestelbaar bericht / Undelivered Mail Returned to Sender\r\n\
          Date: {date}\r\n\
          Message-ID: <{id}@{hostname}>\r\n\
          Auto-Submitted: auto-replied\r\n\
@@ -82,15 +138,7 @@ pub fn build(
          Content-Transfer-Encoding: 8bit\r\n\r\n",
         to = env.mail_from
     ));
-    m.push_str(&format!(
-        "Dit is het mailsysteem op {hostname}.\r\n\
-         Je bericht kon niet worden afgeleverd bij een of meer ontvangers.\r\n\r\n\
-         This is the mail system at {hostname}.\r\n\
-         Your message could not be delivered to one or more recipients.\r\n\r\n"
-    ));
-    for f in failures {
-        m.push_str(&format!("<{}>: {}\r\n", f.rcpt.address, f.reply));
-    }
+    m.push_str(&explain(failures));
     m.push_str(&format!(
         "\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n\
          Reporting-MTA: dns; {hostname}\r\n"
@@ -143,5 +191,33 @@ mod tests {
         assert_eq!(status_of("550 5.1.1 no such user"), "5.1.1");
         assert_eq!(status_of("451 4.4.7 expired"), "5.4.7");
         assert_eq!(status_of("550 no such user"), "5.0.0");
+    }
+
+    #[test]
+    fn the_sender_reads_what_happened_dutch_first_without_internals() {
+        let rcpt = Recipient {
+            address: "piet@extern.test".into(),
+            orcpt: None,
+            notify: 0,
+        };
+        for (reply, nl) in [
+            (crate::protect::NO_PHONE, "geen telefoonnummer"),
+            ("550 5.1.1 <piet@extern.test>: user unknown", "bestaat niet"),
+            (
+                "451 4.4.7 queue lifetime exceeded",
+                "te lang niet bereikbaar",
+            ),
+            ("554 5.7.1 spam", "heeft het bericht geweigerd"),
+        ] {
+            let f = [Failure {
+                rcpt: &rcpt,
+                reply,
+                remote: None,
+            }];
+            let t = explain(&f);
+            let (i_nl, i_en) = (t.find(nl).unwrap(), t.find("Your message").unwrap());
+            assert!(i_nl < i_en, "{t}");
+            assert!(!t.contains("X-Sluis") && !t.contains(reply), "{t}");
+        }
     }
 }

@@ -35,6 +35,8 @@ pub struct Copy<'a> {
     pub neutral_subject: bool,
     /// The subject without tags.
     pub subject: &'a str,
+    /// `[organisation] address_form = "u"`: the Dutch text addresses the recipient as 'u'.
+    pub formal: bool,
 }
 
 pub fn escape(s: &str) -> String {
@@ -83,11 +85,11 @@ fn file_list_html(l: &Lang, files: &[FileInfo]) -> String {
 
 /// The notification or link block, in one language.
 fn block_text(l: &Lang, c: &Copy<'_>) -> String {
-    let until = fill(l.until, &words::date(l, c.expires));
+    let until = fill(l.until, &words::date_time(l, c.expires));
     match c.protection {
         Protection::SecureMessage => format!(
             "{}\r\n\r\n{}: {}\r\n\r\n{}\r\n",
-            fill(l.secure_message, &clean(c.sender)),
+            fill(secure_message(l, c), &clean(c.sender)),
             l.open,
             c.link,
             until
@@ -108,12 +110,12 @@ fn block_text(l: &Lang, c: &Copy<'_>) -> String {
 }
 
 fn block_html(l: &Lang, c: &Copy<'_>) -> String {
-    let until = escape(&fill(l.until, &words::date(l, c.expires)));
+    let until = escape(&fill(l.until, &words::date_time(l, c.expires)));
     let link = escape(c.link);
     match c.protection {
         Protection::SecureMessage => format!(
             "<div style=\"{BOX}\"><p>{}</p><p><a href=\"{link}\" style=\"{BUTTON}\">{}</a></p><p>{until}</p></div>",
-            escape(&fill(l.secure_message, c.sender)),
+            escape(&fill(secure_message(l, c), c.sender)),
             l.open
         ),
         p => format!(
@@ -129,8 +131,29 @@ fn block_html(l: &Lang, c: &Copy<'_>) -> String {
     }
 }
 
-fn footer(l: &Lang, c: &Copy<'_>) -> String {
-    fill(&fill(l.footer, &clean(c.org_name)), c.portal_host)
+fn secure_message(l: &Lang, c: &Copy<'_>) -> &'static str {
+    if c.formal {
+        l.secure_message_formal
+    } else {
+        l.secure_message
+    }
+}
+
+/// The footer in both languages, first language first.
+fn footer(first: &Lang, second: &Lang, c: &Copy<'_>) -> [String; 2] {
+    [first, second].map(|l| fill(&fill(l.footer, &clean(c.org_name)), c.portal_host))
+}
+
+fn footer_html(first: &Lang, second: &Lang, c: &Copy<'_>) -> String {
+    footer(first, second, c)
+        .iter()
+        .map(|f| {
+            format!(
+                "<p style=\"font-family:Arial,sans-serif;font-size:12px;color:#57606a\">{}</p>",
+                escape(f)
+            )
+        })
+        .collect()
 }
 
 /// Header fields of the original that the copy keeps as they were written.
@@ -222,44 +245,44 @@ fn build_parsed<'a>(
     let mut body = MessageBuilder::new();
     let (text, html) = match c.protection {
         Protection::SecureMessage => {
+            // No "-- " line between the languages: mail clients take it for a signature
+            // and fold away everything below it.
+            let [f1, f2] = footer(first, second, c);
             let text = format!(
-                "{}\r\n-- \r\n\r\n{}\r\n{}\r\n",
+                "{}\r\n\r\n{}\r\n{f1}\r\n{f2}\r\n",
                 block_text(first, c),
                 block_text(second, c),
-                footer(first, c)
             );
             let html = format!(
-                "<!DOCTYPE html><html><body style=\"margin:0;padding:16px;background:#f6f8fa\">{}{}\
-                 <p style=\"font-family:Arial,sans-serif;font-size:12px;color:#57606a\">{}</p></body></html>",
+                "<!DOCTYPE html><html><body style=\"margin:0;padding:16px;background:#f6f8fa\">{}{}{}\
+                 </body></html>",
                 block_html(first, c),
                 block_html(second, c),
-                escape(&footer(first, c))
+                footer_html(first, second, c)
             );
             (text, Some(html))
         }
         _ => {
             let orig_text = decoded.and_then(|d| d.text()).unwrap_or_default();
+            let [f1, f2] = footer(first, second, c);
             let text = format!(
-                "{}\r\n\r\n-----\r\n{}\r\n{}\r\n{}\r\n",
+                "{}\r\n\r\n-----\r\n{}\r\n{}\r\n{f1}\r\n{f2}\r\n",
                 orig_text.trim_end(),
                 block_text(first, c),
                 block_text(second, c),
-                footer(first, c)
             );
-            let html = decoded
-                .and_then(|d| d.html())
-                .map(|h| {
-                    let block = format!(
-                        "{}{}<p style=\"font-family:Arial,sans-serif;font-size:12px;color:#57606a\">{}</p>",
-                        block_html(first, c),
-                        block_html(second, c),
-                        escape(&footer(first, c))
-                    );
-                    match h.to_ascii_lowercase().rfind("</body>") {
-                        Some(i) => format!("{}{block}{}", &h[..i], &h[i..]),
-                        None => format!("{h}{block}"),
-                    }
-                });
+            let html = decoded.and_then(|d| d.html()).map(|h| {
+                let block = format!(
+                    "{}{}{}",
+                    block_html(first, c),
+                    block_html(second, c),
+                    footer_html(first, second, c)
+                );
+                match h.to_ascii_lowercase().rfind("</body>") {
+                    Some(i) => format!("{}{block}{}", &h[..i], &h[i..]),
+                    None => format!("{h}{block}"),
+                }
+            });
             // Inline images the HTML refers to stay; every other attachment is replaced.
             if let (Some(d), true) = (decoded, html.is_some()) {
                 for part in d.msg.parts.iter().filter(|p| kept_inline(true, p)) {

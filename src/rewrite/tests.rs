@@ -35,6 +35,7 @@ fn copy<'a>(p: Protection, files: &'a [FileInfo]) -> Copy<'a> {
         files,
         neutral_subject: false,
         subject: "Uitslag",
+        formal: false,
     }
 }
 
@@ -153,4 +154,38 @@ fn english_first_when_the_organisation_speaks_english() {
     let en = text.find("has sent you").unwrap();
     let nl = text.find("heeft je").unwrap();
     assert!(en < nl, "{text}");
+}
+
+#[test]
+fn both_languages_in_full_without_a_signature_line() {
+    for p in [Protection::SecureMessage, Protection::SecureFiles] {
+        let files = [FileInfo {
+            name: "uitslag.pdf".into(),
+            size: 9,
+        }];
+        let (text, html, _) = text_of(&build(ORIGINAL, &copy(p, &files)).unwrap());
+        // "-- " on a line of its own makes clients fold the English half away as a signature.
+        assert!(!text.lines().any(|l| l == "-- "), "{p:?}: {text}");
+        for footer in [
+            "Verstuurd via de beveiligde mailomgeving van Zorggroep <Test>.",
+            "Sent through the secure mail service of Zorggroep <Test>.",
+        ] {
+            assert!(text.contains(footer), "{p:?}: {text}");
+            assert!(html.contains(&escape(footer)), "{p:?}: {html}");
+        }
+        // The portal's wording, with the time of day.
+        let t = super::words::date_time(&super::words::NL, copy(p, &files).expires);
+        assert!(
+            text.contains(&format!("Beschikbaar tot en met {t}.")),
+            "{text}"
+        );
+    }
+    let mut c = copy(Protection::SecureMessage, &[]);
+    c.formal = true;
+    let (text, _, _) = text_of(&build(ORIGINAL, &c).unwrap());
+    assert!(
+        text.contains("Dr. Jansen heeft u een beveiligd bericht gestuurd."),
+        "{text}"
+    );
+    assert!(!text.contains("heeft je"), "{text}");
 }

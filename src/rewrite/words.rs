@@ -1,12 +1,16 @@
 //! Dates, sizes and wording in Dutch and English for the rewritten mail.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
 
 pub struct Lang {
     pub days: [&'static str; 7],
     pub months: [&'static str; 12],
     pub decimal: char,
     pub secure_message: &'static str,
+    /// The same in the organisation's formal address (`address_form = "u"`).
+    pub secure_message_formal: &'static str,
+    /// Between the date and the time of day: "woensdag 9 december 2026 om 17:00".
+    pub at: &'static str,
     pub open: &'static str,
     pub download: &'static str,
     pub files_secure: &'static str,
@@ -42,6 +46,8 @@ pub const NL: Lang = Lang {
     ],
     decimal: ',',
     secure_message: "{} heeft je een beveiligd bericht gestuurd.",
+    secure_message_formal: "{} heeft u een beveiligd bericht gestuurd.",
+    at: "om",
     open: "Open bericht",
     download: "Download bestanden",
     files_secure: "De bijlagen van dit bericht zijn beveiligd verstuurd:",
@@ -77,6 +83,8 @@ pub const EN: Lang = Lang {
     ],
     decimal: '.',
     secure_message: "{} has sent you a secure message.",
+    secure_message_formal: "{} has sent you a secure message.",
+    at: "at",
     open: "Open message",
     download: "Download files",
     files_secure: "The attachments of this message were sent securely:",
@@ -95,7 +103,7 @@ pub fn lang(code: &str) -> (&'static Lang, &'static Lang) {
 }
 
 /// "woensdag 9 december 2026" / "Wednesday 9 December 2026".
-pub fn date(l: &Lang, d: DateTime<Utc>) -> String {
+pub fn date<Tz: TimeZone>(l: &Lang, d: DateTime<Tz>) -> String {
     format!(
         "{} {} {} {}",
         l.days[d.weekday().num_days_from_monday() as usize],
@@ -103,6 +111,13 @@ pub fn date(l: &Lang, d: DateTime<Utc>) -> String {
         l.months[d.month0() as usize],
         d.year()
     )
+}
+
+/// "woensdag 9 december 2026 om 17:00" in the server's time zone (the organisation's own):
+/// the moment a link stops working, worded the same in the mail and on the portal.
+pub fn date_time(l: &Lang, d: DateTime<Utc>) -> String {
+    let local = d.with_timezone(&chrono::Local);
+    format!("{} {} {}", date(l, local), l.at, local.format("%H:%M"))
 }
 
 /// "1,2 MB" / "1.2 MB".
@@ -133,5 +148,7 @@ mod tests {
         assert_eq!(size(&NL, 1_234_567), "1,2 MB");
         assert_eq!(size(&EN, 1_234_567), "1.2 MB");
         assert_eq!(size(&NL, 12), "12 bytes");
+        let t = date_time(&NL, d);
+        assert!(t.contains(" 2026 om ") && t.ends_with(":00"), "{t}");
     }
 }

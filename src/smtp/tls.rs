@@ -18,6 +18,9 @@ pub enum TlsError {
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Made by sluis (no certificate configured).
+    pub self_signed: bool,
+    /// Made by sluis just now (first start with this data dir).
     pub generated: bool,
 }
 
@@ -32,12 +35,14 @@ pub fn ensure_files(
         return Ok(TlsFiles {
             cert: c.to_path_buf(),
             key: k.to_path_buf(),
+            self_signed: false,
             generated: false,
         });
     }
     let dir = data_dir.join("tls");
     let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
-    if !c.exists() || !k.exists() {
+    let generated = !c.exists() || !k.exists();
+    if generated {
         let fail =
             |e: String| TlsError::Setup(format!("generating a self-signed certificate: {e}"));
         std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
@@ -51,7 +56,8 @@ pub fn ensure_files(
     Ok(TlsFiles {
         cert: c,
         key: k,
-        generated: true,
+        self_signed: true,
+        generated,
     })
 }
 

@@ -46,6 +46,11 @@ pub struct Texts {
     pub password_mail_subject: &'static str,
     pub password_mail_body: &'static str,
     pub sms_text: &'static str,
+    /// The skip link's words: where it goes.
+    pub skip_to_content: &'static str,
+    /// One page for every link that does not exist (unknown, mistyped or cut off).
+    pub unknown_title: &'static str,
+    pub unknown_text: &'static str,
 }
 
 pub const NL: Texts = Texts {
@@ -59,7 +64,7 @@ pub const NL: Texts = Texts {
     subject: "Onderwerp",
     to: "Aan",
     send_password: "Verzend mijn wachtwoord",
-    send_code: "Verzend mijn wachtwoord",
+    send_code: "Stuur mij een code",
     password: "Wachtwoord",
     sms_code: "Code uit de sms",
     sign_in: "Openen",
@@ -67,7 +72,7 @@ pub const NL: Texts = Texts {
     code_sent: "Er is een code per sms naar je telefoon gestuurd. Vul de code hieronder in.",
     custom_password: "De afzender geeft je het wachtwoord op een andere manier, bijvoorbeeld telefonisch.",
     intro_password: "Dit bericht is beveiligd. Druk op 'Verzend mijn wachtwoord': je krijgt een e-mail met het wachtwoord.",
-    intro_sms: "Dit bericht is beveiligd. Druk op 'Verzend mijn wachtwoord': je krijgt een code per sms.",
+    intro_sms: "Dit bericht is beveiligd. Druk op 'Stuur mij een code': je krijgt een code per sms.",
     wrong: "Dat wachtwoord of die code klopt niet, of is verlopen.",
     locked: "Te veel pogingen. Probeer het over {} minuten opnieuw.",
     resend_limit: "Je hebt al een paar keer een nieuw wachtwoord of een nieuwe code gevraagd. Probeer het over {} minuten opnieuw.",
@@ -78,7 +83,7 @@ pub const NL: Texts = Texts {
     file_exhausted: "maximaal aantal downloads bereikt",
     checksum_pending: "SHA-256 wordt berekend; laad de pagina later opnieuw",
     downloads_left: "nog {} keer te downloaden",
-    available_until: "Beschikbaar tot {}",
+    available_until: "Beschikbaar tot en met {}",
     expired_title: "Deze link is verlopen",
     expired_text: "De bestanden en het bericht zijn niet meer beschikbaar. Vraag de afzender ze opnieuw te sturen.",
     blocked_title: "Deze link is geblokkeerd",
@@ -93,6 +98,9 @@ pub const NL: Texts = Texts {
     password_mail_subject: "Je wachtwoord voor het beveiligde bericht",
     password_mail_body: "Je hebt een wachtwoord gevraagd voor een beveiligd bericht van {sender}.\r\n\r\nWachtwoord: {password}\r\n\r\nVul het in op de pagina die je net hebt geopend. Een nieuw wachtwoord vervangt dit.\r\nHeb je niets gevraagd? Dan kun je deze e-mail negeren.\r\n",
     sms_text: "Je code voor het beveiligde bericht van {org}: {code} (10 minuten geldig)",
+    skip_to_content: "Naar de inhoud",
+    unknown_title: "Deze link werkt niet",
+    unknown_text: "De link is onvolledig of bestaat niet. Open de e-mail opnieuw en klik op de knop, of kopieer de hele link. Werkt het dan nog niet? Vraag de afzender om het bericht opnieuw te sturen.",
 };
 
 pub const EN: Texts = Texts {
@@ -106,7 +114,7 @@ pub const EN: Texts = Texts {
     subject: "Subject",
     to: "To",
     send_password: "Send my password",
-    send_code: "Send my password",
+    send_code: "Send me a code",
     password: "Password",
     sms_code: "Code from the text message",
     sign_in: "Open",
@@ -114,7 +122,7 @@ pub const EN: Texts = Texts {
     code_sent: "A code was sent to your phone by text message. Enter it below.",
     custom_password: "The sender gives you the password another way, for instance by phone.",
     intro_password: "This message is protected. Press 'Send my password': you will get an e-mail with the password.",
-    intro_sms: "This message is protected. Press 'Send my password': you will get a code by text message.",
+    intro_sms: "This message is protected. Press 'Send me a code': you will get a code by text message.",
     wrong: "That password or code is not right, or has expired.",
     locked: "Too many attempts. Try again in {} minutes.",
     resend_limit: "You asked for a new password or code several times already. Try again in {} minutes.",
@@ -140,6 +148,9 @@ pub const EN: Texts = Texts {
     password_mail_subject: "Your password for the secure message",
     password_mail_body: "You asked for a password for a secure message from {sender}.\r\n\r\nPassword: {password}\r\n\r\nEnter it on the page you just opened. A new password replaces this one.\r\nDid you not ask for it? Then you can ignore this e-mail.\r\n",
     sms_text: "Your code for the secure message from {org}: {code} (valid for 10 minutes)",
+    skip_to_content: "Skip to content",
+    unknown_title: "This link does not work",
+    unknown_text: "The link is incomplete or does not exist. Open the e-mail again and click the button, or copy the whole link. Still not working? Ask the sender to send the message again.",
 };
 
 pub fn texts(code: &str) -> &'static Texts {

@@ -165,7 +165,17 @@ impl Ctx {
         peer: SocketAddr,
     ) -> Result<Ctx, Box<Resp>> {
         let (t, set_lang) = lang_of(web, req);
-        let nf = || Box::new(h::not_found());
+        // The same page for every unknown link, well-formed or cut off: it says nothing about
+        // which links exist.
+        let nf = || {
+            Box::new(status(
+                web,
+                t,
+                StatusCode::NOT_FOUND,
+                t.unknown_title,
+                t.unknown_text,
+            ))
+        };
         let (id, rcpt) = match web.store.meta.link_for_token(token) {
             Ok(Some(l)) => l,
             Ok(None) => return Err(nf()),
@@ -254,7 +264,7 @@ impl Ctx {
     fn until(&self) -> String {
         let (l, _) = words::lang(self.t.code);
         let d = DateTime::<Utc>::from_timestamp(self.msg.expires, 0).unwrap_or_else(Utc::now);
-        fill(self.t.available_until, &words::date(l, d))
+        fill(self.t.available_until, &words::date_time(l, d))
     }
 }
 
@@ -383,7 +393,7 @@ pub async fn landing(web: &Arc<Web>, ctx: &Ctx) -> Resp {
         footer: footer(web, t),
         subject: &ctx.msg.subject,
         sender: &ctx.msg.sender,
-        date: words::date(
+        date: words::date_time(
             l,
             DateTime::<Utc>::from_timestamp(ctx.msg.created, 0).unwrap_or_else(Utc::now),
         ),

@@ -83,8 +83,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// Test defaults: ephemeral port, hostname `sluis.test`, loopback may relay,
-    /// one-second retries, the given next hop.
+    /// Test defaults: ephemeral ports, hostname `sluis.test`, loopback may relay,
+    /// one-second retries, the given next hop, and no policy (a plain relay: tests of the
+    /// policy set `[policy] dir`).
     pub fn new(next_hop: &str) -> Config {
         Config { sections: vec![] }
             .set("smtp", "listen", "\"127.0.0.1:0\"")
@@ -94,6 +95,7 @@ impl Config {
             .set("relay", "next_hop", &format!("{next_hop:?}"))
             .set("relay", "retry_schedule", "[\"1s\"]")
             .set("web", "listen", "\"127.0.0.1:0\"")
+            .set("policy", "allow_empty_policy", "true")
     }
 
     /// Sets `[section] key = value` (`value` is raw TOML, quote strings yourself).
@@ -144,6 +146,8 @@ pub struct Sluis {
     child: Option<Child>,
     /// Lines printed on stdout after `ready` by the current process.
     stdout: Option<Receiver<String>>,
+    /// The start-up banner of the current process (stdout up to `ready`).
+    pub banner: Vec<String>,
 }
 
 impl Sluis {
@@ -185,6 +189,7 @@ impl Sluis {
             env: vec![],
             child: None,
             stdout: None,
+            banner: vec![],
         }
     }
 
@@ -265,6 +270,7 @@ impl Sluis {
         self.addr = addr.unwrap_or_else(|| {
             panic!("no `smtp listening on` line before `ready`; stdout: {seen:?}")
         });
+        self.banner = seen;
         self.stdout = Some(rx);
     }
 

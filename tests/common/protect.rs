@@ -31,6 +31,7 @@ pub fn start_with(cap: &Capture, extra: impl FnOnce(Config) -> Config) -> Sluis 
         .set("organisation", "internal_domains", "[\"org.test\"]")
         .set("organisation", "name", "\"Testorganisatie\"")
         .set("policy", "dir", "\"policies\"")
+        .set("policy", "allow_empty_policy", "false")
         .set("web", "public_url", "\"https://veilig.org.test/\"")
         .set("storage", "shred_interval", "\"1s\"");
     let mut s = Sluis::prepare(extra(cfg));

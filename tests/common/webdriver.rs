@@ -96,6 +96,18 @@ impl Browser {
         )
     }
 
+    /// Renders as a phone (`Some((width, height))`, mobile viewport) or back at the window's
+    /// desktop size (`None`).
+    pub fn viewport(&mut self, phone: Option<(u32, u32)>) {
+        match phone {
+            Some((width, height)) => self.cdp(
+                "Emulation.setDeviceMetricsOverride",
+                json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": true}),
+            ),
+            None => self.cdp("Emulation.clearDeviceMetricsOverride", json!({})),
+        };
+    }
+
     pub fn goto(&mut self, url: &str) {
         self.cmd("POST", "/url", Some(json!({ "url": url })));
     }
