@@ -41,6 +41,8 @@ pub struct Admit {
     mode: BeforeReply,
     /// Messages between DATA and the reply right now.
     arriving: Arc<AtomicUsize>,
+    /// Checks the markers a message came back with (crate::marker).
+    marker: crate::marker::Marker,
 }
 
 /// Counts a message as arriving until dropped.
@@ -71,6 +73,7 @@ impl Admit {
         hostname: &str,
         concurrency: usize,
         mode: BeforeReply,
+        marker: crate::marker::Marker,
     ) -> Admit {
         Admit {
             pipeline,
@@ -81,6 +84,7 @@ impl Admit {
             permits: Arc::new(Semaphore::new(concurrency.max(1) * 2)),
             mode,
             arriving: Arc::new(AtomicUsize::new(0)),
+            marker,
         }
     }
 
@@ -97,9 +101,19 @@ impl Admit {
         if env.internal || env.already_processed {
             return Ok(Admitted::Queue);
         }
+        let markers = env.markers.clone();
         let Some(bytes) = inc.share() else {
             return Ok(Admitted::Queue);
         };
+        // A loop is recognised here and queued as it is; any other marker is dropped.
+        if !markers.is_empty()
+            && let Some(env) = inc.envelope_mut()
+        {
+            let looped = self.marker.check(env, &bytes, now());
+            if looped {
+                return Ok(Admitted::Queue);
+            }
+        }
         // A lone message that the sender did not ask to protect: queued at once, it is
         // examined on the other core while the client sends the next one, which is quicker
         // than making the client wait for both. One that will most likely be protected is

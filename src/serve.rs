@@ -76,7 +76,12 @@ pub fn open_store(cfg: &Config) -> Result<QueueStore> {
 pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<()> {
     let cfg = Arc::new(cfg);
     let store = open_store(&cfg)?;
-    let marker = Marker::new(store.keys().derive("x-sluis-processed"));
+    // A loop comes back within the upstream's queue lifetime; the relay's own, and a day more,
+    // is the bound a marker is believed for.
+    let marker = Marker::new(
+        store.keys().derive("x-sluis-processed"),
+        cfg.relay.max_queue_lifetime.get() + std::time::Duration::from_secs(86_400),
+    );
     let tls_files = smtp::tls::ensure_files(
         cfg.smtp.tls_cert.as_deref(),
         cfg.smtp.tls_key.as_deref(),
@@ -146,10 +151,18 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
             &cfg.smtp.hostname,
             cfg.policy.inspect_concurrency,
             cfg.policy.examine_before_reply,
+            marker.clone(),
         ))
     });
     let relay = Arc::new(
-        Relay::new(store.clone(), cfg.clone(), &resolved, pipeline, protector)
+        Relay::new(
+            store.clone(),
+            cfg.clone(),
+            &resolved,
+            pipeline,
+            protector,
+            marker.clone(),
+        )
             .map_err(anyhow::Error::msg)?,
     );
     tokio::spawn(shredder(
