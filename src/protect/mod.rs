@@ -8,6 +8,7 @@
 
 pub mod checksums;
 pub mod controls;
+pub mod inline;
 pub mod parts;
 
 use crate::dkim::{DkimError, Signer};
@@ -154,7 +155,8 @@ impl Protector {
     ) -> Result<Outcome, ProtectError> {
         let decoded = Parsed::new(req.original).ok_or(ProtectError::Parse)?;
         let parsed = &decoded.msg;
-        let files = parts::attachments(&decoded, req.decoded);
+        let inline = inline::kept(&decoded, req.decision);
+        let files = parts::attachments(&decoded, req.decoded, &inline);
         let mut protection = match req.protection {
             schema::Protection::PublicFiles => Protection::PublicFiles,
             schema::Protection::SecureFiles => Protection::SecureFiles,
@@ -253,7 +255,7 @@ impl Protector {
 
         let body_message = match protection {
             Protection::SecureMessage => Some(
-                parts::body_message(req.original, &decoded, &subject)
+                parts::body_message(req.original, &decoded, &subject, &inline)
                     .map_err(ProtectError::Build)?,
             ),
             _ => None,
@@ -345,7 +347,7 @@ impl Protector {
             // and the flush wait on the disk together: a copy made durable without its record
             // is dropped by the relay, as one without its blobs is.
             let mut copies = self
-                .store_and_build(&msg, &dek, req, &decoded)
+                .store_and_build(&msg, &dek, req, &decoded, &inline)
                 .map(outgoing);
             if let (Some(early), Ok(c)) = (early.as_mut(), copies.as_mut()) {
                 early(id, std::mem::take(c));
@@ -412,6 +414,7 @@ impl Protector {
         dek: &DataKey,
         req: &Request<'_>,
         decoded: &Parsed<'_>,
+        inline: &[usize],
     ) -> Result<Vec<Vec<u8>>, ProtectError> {
         let meta = self.store.meta.as_ref();
         let links = meta.create_message(msg, dek, &Event::new(req.now, EventKind::Stored))?;
@@ -446,6 +449,7 @@ impl Protector {
                 files: &infos,
                 neutral_subject: req.settings.neutral_subject,
                 subject: &msg.subject,
+                inline,
             };
             let mut bytes =
                 rewrite::build_from(req.original, decoded, &copy).map_err(ProtectError::Build)?;

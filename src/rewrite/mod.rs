@@ -35,6 +35,8 @@ pub struct Copy<'a> {
     pub neutral_subject: bool,
     /// The subject without tags.
     pub subject: &'a str,
+    /// Parts of the original that stay in the mail (crate::protect::inline), by index.
+    pub inline: &'a [usize],
 }
 
 pub fn escape(s: &str) -> String {
@@ -169,17 +171,6 @@ pub fn has_html(msg: &mail_parser::Message<'_>) -> bool {
     })
 }
 
-/// Whether a part stays in the mail as an inline image of the HTML body (it has a Content-ID and
-/// is not marked as an attachment) rather than becoming a protected file.
-pub fn kept_inline(has_html: bool, part: &MessagePart<'_>) -> bool {
-    has_html
-        && part.content_id().is_some()
-        && part
-            .content_disposition()
-            .is_none_or(|d| !d.is_attachment())
-        && matches!(part.body, PartType::InlineBinary(_) | PartType::Binary(_))
-}
-
 /// `type/subtype` of a part, `application/octet-stream` when it says nothing.
 pub fn content_type(part: &MessagePart<'_>) -> String {
     part.content_type()
@@ -260,9 +251,9 @@ fn build_parsed<'a>(
                         None => format!("{h}{block}"),
                     }
                 });
-            // Inline images the HTML refers to stay; every other attachment is replaced.
+            // Inline images the HTML needs stay; every other attachment is replaced.
             if let (Some(d), true) = (decoded, html.is_some()) {
-                for part in d.msg.parts.iter().filter(|p| kept_inline(true, p)) {
+                for part in c.inline.iter().filter_map(|&i| d.msg.parts.get(i)) {
                     if let (Some(cid), Some(data)) = (part.content_id(), d.bytes(part)) {
                         body = body.inline(content_type(part), cid.to_string(), data.into_owned());
                     }

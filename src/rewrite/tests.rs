@@ -35,6 +35,7 @@ fn copy<'a>(p: Protection, files: &'a [FileInfo]) -> Copy<'a> {
         files,
         neutral_subject: false,
         subject: "Uitslag",
+        inline: &[],
     }
 }
 
