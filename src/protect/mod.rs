@@ -435,6 +435,9 @@ impl Protector {
             Protection::SecureFiles => schema::Protection::SecureFiles,
             Protection::SecureMessage => schema::Protection::SecureMessage,
         };
+        // What was found in the subject must not travel in it (the copy is then a secure
+        // message: see `protect_with`).
+        let subject_found = req.decision.findings.iter().any(|f| f.origin == "subject");
         let mut copies = Vec::with_capacity(links.len());
         for token in &links {
             let link = self.link(token.as_str());
@@ -447,7 +450,7 @@ impl Protector {
                 link: &link,
                 expires,
                 files: &infos,
-                neutral_subject: req.settings.neutral_subject,
+                neutral_subject: req.settings.neutral_subject || subject_found,
                 subject: &msg.subject,
                 inline,
             };

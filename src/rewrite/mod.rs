@@ -31,7 +31,8 @@ pub struct Copy<'a> {
     pub link: &'a str,
     pub expires: DateTime<Utc>,
     pub files: &'a [FileInfo],
-    /// Replace the subject by a neutral one (secure message, as the policy says).
+    /// Replace the subject by a neutral one (secure message, as the policy says, or because
+    /// something was found in the subject).
     pub neutral_subject: bool,
     /// The subject without tags.
     pub subject: &'a str,
@@ -135,25 +136,45 @@ fn footer(l: &Lang, c: &Copy<'_>) -> String {
     fill(&fill(l.footer, &clean(c.org_name)), c.portal_host)
 }
 
+/// Header fields of the original that a secure message's notification carries: addresses,
+/// date and threading, and the trace fields. Nothing else of the original travels (a custom
+/// header or `Thread-Topic` can carry what the message protects).
+const SECURE_FIELDS: &[&str] = &[
+    "received",
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "date",
+    "message-id",
+    "in-reply-to",
+    "references",
+];
+
 /// Header fields of the original that the copy keeps as they were written.
-fn kept_headers(original: &[u8]) -> Vec<u8> {
+fn kept_headers(original: &[u8], protection: Protection) -> Vec<u8> {
     let n = headers::block_len(original);
     let mut out = Vec::new();
     for f in headers::split_fields(&original[..n]) {
         let lower = f.name.to_ascii_lowercase();
-        let drop = matches!(
-            lower.as_str(),
-            "bcc"
-                | "subject"
-                | "mime-version"
-                | "content-type"
-                | "content-transfer-encoding"
-                | "content-disposition"
-                | "content-id"
-                | "content-description"
-                | "dkim-signature"
-        ) || (lower.starts_with("x-sluis-") && lower != "x-sluis-processed");
-        if !drop {
+        let keep = if protection == Protection::SecureMessage {
+            SECURE_FIELDS.contains(&lower.as_str())
+        } else {
+            !matches!(
+                lower.as_str(),
+                "bcc"
+                    | "subject"
+                    | "mime-version"
+                    | "content-type"
+                    | "content-transfer-encoding"
+                    | "content-disposition"
+                    | "content-id"
+                    | "content-description"
+                    | "dkim-signature"
+            ) && !lower.starts_with("x-sluis-")
+        };
+        if keep {
             out.extend_from_slice(f.raw);
         }
     }
@@ -266,7 +287,7 @@ fn build_parsed<'a>(
     if let Some(h) = html {
         body = body.html_body(h);
     }
-    let mut out = kept_headers(original);
+    let mut out = kept_headers(original, c.protection);
     out.extend_from_slice(
         format!(
             "Subject: {}\r\nMIME-Version: 1.0\r\n",
