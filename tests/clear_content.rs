@@ -1,0 +1,445 @@
+//! Content that must not leave in clear (issue 15, items 1-3), tried as an attacker would
+//! against the real binary with a capturing next hop: a copied `X-Sluis-Processed` marker
+//! never skips the policy while a real loop is still recognised; only what an HTML body needs
+//! stays inline when files are protected; a finding in the subject or a custom header of a
+//! secure message does not travel in the header.
+
+mod common;
+
+use base64::Engine;
+use common::protect::*;
+use common::*;
+use std::collections::HashSet;
+
+const BSN: &str = "111222333";
+
+/// Sends a message on a fresh session and returns the one new message at the next hop.
+fn send_and_catch(
+    sluis: &Sluis,
+    cap: &Capture,
+    seen: &mut HashSet<String>,
+    rcpts: &[&str],
+    msg: &[u8],
+) -> Captured {
+    sluis.session().send_mail("arts@org.test", rcpts, msg);
+    let m = poll(ARRIVAL, "a new message at the next hop", || {
+        cap.messages().into_iter().find(|m| !seen.contains(&m.name))
+    });
+    seen.insert(m.name.clone());
+    m
+}
+
+/// The marker field as it arrived (folded, with its CRLF).
+fn marker_of(data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(data);
+    let start = text.find("X-Sluis-Processed:").expect("no marker");
+    let mut end = start + text[start..].find("\r\n").unwrap() + 2;
+    while text[end..].starts_with(' ') || text[end..].starts_with('\t') {
+        end += text[end..].find("\r\n").unwrap() + 2;
+    }
+    text[start..end].to_string()
+}
+
+/// What an upstream MTA sends back: its trace field on top of what it got.
+fn looped(data: &[u8]) -> Vec<u8> {
+    let mut m = b"Received: from gateway.org.test by mx.upstream.test with ESMTPS id 4XyZ;\r\n\
+\tFri, 4 Dec 2026 10:00:00 +0000\r\n"
+        .to_vec();
+    m.extend_from_slice(data);
+    m
+}
+
+fn replace(data: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let s = String::from_utf8_lossy(data);
+    assert!(s.contains(from), "{from:?} not in {s}");
+    s.replacen(from, to, 1).into_bytes()
+}
+
+/// Protected: a notification with a link, nothing of the content, no control headers or tags,
+/// and only sluis's own fresh marker.
+fn assert_protected(m: &Captured, copied_marker: &str, what: &str) {
+    let t = m.text();
+    assert!(!t.contains(BSN), "{what}: the BSN left in clear:\n{t}");
+    assert!(t.contains("beveiligd bericht"), "{what}: not protected:\n{t}");
+    assert_sluis_headers_only(m, copied_marker, what);
+}
+
+fn assert_sluis_headers_only(m: &Captured, copied_marker: &str, what: &str) {
+    let t = m.text();
+    let head = header_block(&m.data);
+    assert!(
+        head.lines().filter(|l| l.starts_with("X-Sluis-")).count() == 1
+            && head.lines().any(|l| l.starts_with("X-Sluis-Processed: v2;")),
+        "{what}: control headers or markers left:\n{head}"
+    );
+    assert!(
+        !t.contains(copied_marker.trim_end()),
+        "{what}: the copied marker was passed on"
+    );
+    assert!(!t.contains("[onbeveiligd]"), "{what}: a tag left:\n{head}");
+}
+
+fn replayed_marker_never_skips_inspection(mode: &str) {
+    let cap = Capture::start();
+    let sluis = start_examining(&cap, mode);
+    let mut seen = HashSet::new();
+    let u = unique("");
+    let msg = |headers: &str, body: &str| {
+        format!(
+            "From: Anna Arts <arts@org.test>\r\n{headers}Date: Fri, 4 Dec 2026 10:00:00 +0100\r\n\
+             MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+        )
+        .into_bytes()
+    };
+    // A clean mail to an external recipient: it leaves as written, with a marker.
+    let clean = msg(
+        &format!("To: piet@extern.test\r\nSubject: Afspraak {u}\r\nMessage-ID: <m{u}@org.test>\r\n"),
+        "Tot dinsdag.",
+    );
+    let m = send_and_catch(&sluis, &cap, &mut seen, &["piet@extern.test"], &clean);
+    assert!(m.text().contains("Tot dinsdag."));
+    let mark = marker_of(&m.data);
+    // A BSN mail internally: in clear (the policy allows it), with a marker.
+    let internal = msg(
+        &format!("To: jan@org.test\r\nSubject: Dossier {u}\r\nMessage-ID: <i{u}@org.test>\r\n"),
+        &format!("Het BSN is {BSN}."),
+    );
+    let i = send_and_catch(&sluis, &cap, &mut seen, &["jan@org.test"], &internal);
+    assert!(i.text().contains(BSN), "internal mail is delivered as written");
+    let imark = marker_of(&i.data);
+
+    let with_marker = |marker: &str, body: Vec<u8>| {
+        let mut v = marker.as_bytes().to_vec();
+        v.extend_from_slice(&body);
+        v
+    };
+    let attacks: Vec<(&str, Vec<&str>, Vec<u8>, &String)> = vec![
+        (
+            "same Message-ID, other body",
+            vec!["piet@extern.test"],
+            with_marker(
+                &mark,
+                msg(
+                    &format!("To: piet@extern.test\r\nSubject: Afspraak {u}\r\nMessage-ID: <m{u}@org.test>\r\n"),
+                    &format!("BSN {BSN}"),
+                ),
+            ),
+            &mark,
+        ),
+        (
+            "other Message-ID, tags and control headers",
+            vec!["piet@extern.test"],
+            with_marker(
+                &mark,
+                msg(
+                    &format!(
+                        "To: piet@extern.test\r\nSubject: [onbeveiligd] Lijst {u}\r\n\
+                         Message-ID: <x{u}@org.test>\r\nX-Sluis-Mode: none\r\n"
+                    ),
+                    &format!("BSN {BSN}"),
+                ),
+            ),
+            &mark,
+        ),
+        (
+            "the relayed mail with a line added to its body",
+            vec!["piet@extern.test"],
+            looped(&replace(&m.data, "Tot dinsdag.", &format!("Tot dinsdag. BSN {BSN}"))),
+            &mark,
+        ),
+        (
+            "the relayed mail with another subject",
+            vec!["piet@extern.test"],
+            looped(&replace(
+                &m.data,
+                &format!("Subject: Afspraak {u}"),
+                &format!("Subject: Afspraak BSN {BSN}"),
+            )),
+            &mark,
+        ),
+        (
+            "an internal mail replayed to an outside recipient",
+            vec!["piet@extern.test"],
+            looped(&i.data),
+            &imark,
+        ),
+        (
+            "an internal mail replayed with an extra recipient",
+            vec!["jan@org.test", "piet@extern.test"],
+            looped(&i.data),
+            &imark,
+        ),
+    ];
+    for (what, rcpts, bytes, copied) in &attacks {
+        let got = send_and_catch(&sluis, &cap, &mut seen, rcpts, bytes);
+        assert_protected(&got, copied, what);
+        // With two recipients the other copy arrives as well.
+        for _ in 1..rcpts.len() {
+            let other = poll(ARRIVAL, "the other copy", || {
+                cap.messages().into_iter().find(|m| !seen.contains(&m.name))
+            });
+            seen.insert(other.name.clone());
+            assert_protected(&other, copied, what);
+        }
+    }
+    // A burst of copies of the same replay, at once, on their own sessions.
+    let burst = attacks[0].2.clone();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (addr, b) = (sluis.addr, burst.clone());
+            std::thread::spawn(move || {
+                let mut s = Smtp::connect_ehlo(addr);
+                s.send_mail("arts@org.test", &["piet@extern.test"], &b);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let all = cap.wait_for(seen.len() + 8, ARRIVAL);
+    for m in all.iter().filter(|m| !seen.contains(&m.name)) {
+        assert_protected(m, &mark, "burst");
+    }
+    // Nothing else with the BSN went to an outside recipient.
+    for m in cap.messages() {
+        if m.rcpt_tos.iter().any(|r| r.ends_with("@extern.test")) {
+            assert!(!m.text().contains(BSN), "BSN left to {:?}", m.rcpt_tos);
+        }
+    }
+}
+
+#[test]
+fn a_copied_marker_never_skips_inspection_before_the_reply() {
+    replayed_marker_never_skips_inspection("always");
+}
+
+#[test]
+fn a_copied_marker_never_skips_inspection_in_the_relay() {
+    replayed_marker_never_skips_inspection("never");
+}
+
+/// The reason for the marker: a mail whose sender opted out of protection (the tag is stripped
+/// on the way out) comes back through an upstream MTA and must leave as it did, once, and not
+/// be protected the second time. Only the same content to the same recipients (or fewer).
+#[test]
+fn a_real_loop_is_recognised_and_nothing_else() {
+    let cap = Capture::start();
+    let sluis = start(&cap);
+    let mut seen = HashSet::new();
+    let u = unique("");
+    let rcpts = ["piet@extern.test", "an@extern.test"];
+    let original = format!(
+        "From: Anna Arts <arts@org.test>\r\nTo: piet@extern.test, an@extern.test\r\n\
+         Subject: [onbeveiligd] Verslag {u}\r\nMessage-ID: <l{u}@org.test>\r\n\
+         Date: Fri, 4 Dec 2026 10:00:00 +0100\r\nX-Sluis-Mode: none\r\n\r\n\
+         Het medisch dossier van de cliënt, zoals besproken.   \r\n"
+    );
+    let first = send_and_catch(&sluis, &cap, &mut seen, &rcpts, original.as_bytes());
+    let t = first.text();
+    assert!(t.contains("medisch dossier"), "opted out: in clear:\n{t}");
+    assert!(!t.contains("[onbeveiligd]") && !t.contains("X-Sluis-Mode"), "{t}");
+    // Back from the upstream, to one of its recipients and to both: as it left, once.
+    for back in [&rcpts[..1], &rcpts[..]] {
+        let again = send_and_catch(&sluis, &cap, &mut seen, back, &looped(&first.data));
+        let t = again.text();
+        assert!(t.contains("medisch dossier"), "a loop is not protected again:\n{t}");
+        assert!(!t.contains("beveiligd bericht"), "{t}");
+        assert_eq!(again.rcpt_tos.len(), back.len());
+        // Its marker is fresh, and the second pass's is recognised too.
+        assert_ne!(marker_of(&again.data), marker_of(&first.data));
+    }
+    // An upstream that strips trailing white space is still a loop.
+    let trimmed = replace(&first.data, "besproken.   \r\n", "besproken.\r\n");
+    let again = send_and_catch(&sluis, &cap, &mut seen, &rcpts[..1], &looped(&trimmed));
+    assert!(again.text().contains("medisch dossier"));
+    // Anything else is examined: the opt-out went with the first pass, so it is protected.
+    let mark = marker_of(&first.data);
+    let variants: Vec<(&str, Vec<&str>, Vec<u8>)> = vec![
+        (
+            "another recipient",
+            vec!["kees@extern.test"],
+            looped(&first.data),
+        ),
+        (
+            "an extra recipient",
+            vec!["piet@extern.test", "kees@extern.test"],
+            looped(&first.data),
+        ),
+        (
+            "a changed body",
+            vec!["piet@extern.test"],
+            looped(&replace(&first.data, "zoals besproken", "zoals gevraagd")),
+        ),
+        (
+            "another Message-ID",
+            vec!["piet@extern.test"],
+            looped(&replace(&first.data, &format!("<l{u}@"), &format!("<k{u}@"))),
+        ),
+        (
+            "an added header field",
+            vec!["piet@extern.test"],
+            looped(&replace(&first.data, "Subject:", "X-Extra: ja\r\nSubject:")),
+        ),
+    ];
+    for (what, to, bytes) in &variants {
+        for _ in 0..to.len() {
+            let got = if seen.len() == cap.messages().len() {
+                send_and_catch(&sluis, &cap, &mut seen, to, bytes)
+            } else {
+                let m = poll(ARRIVAL, "the other copy", || {
+                    cap.messages().into_iter().find(|m| !seen.contains(&m.name))
+                });
+                seen.insert(m.name.clone());
+                m
+            };
+            let t = got.text();
+            assert!(!t.contains("medisch dossier"), "{what}: left in clear:\n{t}");
+            assert!(t.contains("beveiligd bericht"), "{what}: not protected:\n{t}");
+            assert_sluis_headers_only(&got, &mark, what);
+        }
+    }
+}
+
+/// [secure files] with an HTML body and parts of every kind: only the small raster image the
+/// HTML shows, with nothing found in it, stays in the mail; everything else becomes a file.
+#[test]
+fn only_inline_images_the_html_needs_stay_in_the_mail() {
+    let cap = Capture::start();
+    let mut sluis = start(&cap);
+    let u = unique("");
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    let wrapped = |d: &[u8]| {
+        let b = b64(d);
+        let lines: Vec<&str> = b
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        lines.join("\r\n")
+    };
+    let png = |tag: &str| {
+        let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        v.extend_from_slice(tag.as_bytes());
+        v
+    };
+    let logo = png(&format!("LOGO{u}"));
+    let unused = png(&format!("UNUSED{u}"));
+    // A PNG by its bytes, but named .txt: inspection reads it as text and finds HR words.
+    let mut scan = png("");
+    scan.extend_from_slice(format!(" functioneringsgesprek SCAN{u} ").as_bytes());
+    let zip = {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        w.start_file("lees.txt", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(format!("ZIPINLINE{u}").as_bytes()).unwrap();
+        w.finish().unwrap().into_inner()
+    };
+    // A document with a Content-ID (bytes inspection has no text for).
+    let doc = noise(3000, 7);
+    let part = |ct: &str, cid: &str, extra: &str, data: &[u8]| {
+        format!(
+            "--rel\r\nContent-Type: {ct}\r\nContent-ID: <{cid}>\r\n{extra}\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            wrapped(data)
+        )
+    };
+    let mail = format!(
+        "From: Anna Arts <arts@org.test>\r\nTo: piet@extern.test\r\nSubject: [secure files] Stukken {u}\r\n\
+         Message-ID: <p{u}@org.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/related; boundary=\"rel\"\r\n\r\n\
+         --rel\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+         <html><body><p>Zie de stukken{u}.</p><img src=\"cid:logo@x\"><a href=\"cid:zip@x\">zip</a>\
+         <img src=\"cid:scan@x\"><a href=\"cid:doc@x\">doc</a></body></html>\r\n{}{}{}{}{}--rel--\r\n",
+        part("image/png", "logo@x", "Content-Disposition: inline\r\n", &logo),
+        part("application/zip", "zip@x", "Content-Disposition: inline\r\n", &zip),
+        part("image/png", "unused@x", "", &unused),
+        part(
+            "image/png; name=scan.txt",
+            "scan@x",
+            "Content-Disposition: inline; filename=scan.txt\r\n",
+            &scan
+        ),
+        part("application/octet-stream", "doc@x", "", &doc),
+    );
+    smtplib_send(&sluis, "arts@org.test", &["piet@extern.test"], mail.as_bytes());
+    let m = cap.wait_for(1, ARRIVAL).remove(0);
+    let t = m.text();
+    assert!(t.contains("Download bestanden"), "files protection:\n{t}");
+    let parsed = mail_parser::MessageParser::default().parse(&m.data).unwrap();
+    let inline: Vec<Vec<u8>> = parsed
+        .attachments()
+        .map(|a| a.contents().to_vec())
+        .collect();
+    assert_eq!(inline, vec![logo.clone()], "only the logo stays");
+    for (what, data) in [("zip", &zip), ("unused", &unused), ("scan", &scan), ("doc", &doc)] {
+        let n = data.len().min(48) / 3 * 3;
+        assert!(!t.contains(&b64(&data[..n])), "{what} left in the mail");
+    }
+    assert!(!t.contains(&format!("SCAN{u}")));
+    // The four others are the protected files (the link block lists them).
+    let files = t.matches("  - ").count();
+    assert!(files >= 4, "four files listed:\n{t}");
+    assert!(t.contains("scan.txt"), "{t}");
+    sluis.terminate(std::time::Duration::from_secs(20));
+    let store = open_store(&sluis.data_dir);
+    let token = link_token(&m);
+    let (mid, _) = store.meta.link_for_token(&token).unwrap().unwrap();
+    let (msg, dek) = store.meta.get_message(mid).unwrap().unwrap();
+    let mut stored: Vec<Vec<u8>> = msg
+        .files
+        .iter()
+        .map(|f| read_blob(&store, &f.blob, &dek))
+        .collect();
+    stored.sort();
+    let mut want = vec![zip, unused, scan, doc];
+    want.sort();
+    assert_eq!(stored, want, "the other parts unseal from the store");
+}
+
+/// A BSN in the subject, in `Thread-Topic` and in a custom header of what becomes a secure
+/// message: none of them reaches the next hop; the subject there is the neutral one.
+#[test]
+fn a_finding_in_the_subject_or_a_custom_header_does_not_travel() {
+    let cap = Capture::start();
+    let sluis = start(&cap);
+    let u = unique("");
+    let mut seen = HashSet::new();
+    for (i, (subject, body)) in [
+        (format!("Dossier {u} BSN {BSN}"), "Zie het dossier.".to_string()),
+        (format!("Dossier {u}"), format!("Het BSN is {BSN}.")),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mail = format!(
+            "From: Anna Arts <arts@org.test>\r\nTo: piet@extern.test\r\nSubject: {subject}\r\n\
+             Thread-Topic: {subject}\r\nThread-Index: AQHZ{u}\r\nX-Patient-Id: {BSN}\r\n\
+             X-Dossier: 987654321-{u}\r\nMessage-ID: <s{i}{u}@org.test>\r\n\
+             In-Reply-To: <prev{u}@extern.test>\r\nReferences: <prev{u}@extern.test>\r\n\
+             Date: Fri, 4 Dec 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+        );
+        let m = send_and_catch(&sluis, &cap, &mut seen, &["piet@extern.test"], mail.as_bytes());
+        let t = m.text();
+        let head = header_block(&m.data);
+        for gone in [BSN, "987654321", "Thread-Topic", "Thread-Index", "X-Patient-Id", "X-Dossier"] {
+            assert!(!t.contains(gone), "{gone} reached the next hop:\n{t}");
+        }
+        assert!(t.contains("beveiligd bericht"), "{t}");
+        for kept in [
+            format!("Message-ID: <s{i}{u}@org.test>"),
+            format!("In-Reply-To: <prev{u}@extern.test>"),
+            "To: piet@extern.test".to_string(),
+        ] {
+            assert!(head.contains(&kept), "{kept} missing:\n{head}");
+        }
+        let parsed = mail_parser::MessageParser::default().parse(&m.data).unwrap();
+        let subject_out = parsed.subject().unwrap_or_default().to_string();
+        if i == 0 {
+            assert_eq!(subject_out, "Beveiligd bericht van Testorganisatie", "{head}");
+        } else {
+            assert_eq!(subject_out, format!("Dossier {u}"), "no finding there: kept");
+        }
+    }
+}
