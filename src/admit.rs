@@ -12,7 +12,7 @@
 //! them again), and any message whose protection failed here (the relay tries again from the
 //! queue and defers it while it keeps failing: fail closed, never sent unprotected).
 
-use crate::config::BeforeReply;
+use crate::config::{BeforeReply, PolicyConfig};
 use crate::pipeline::{self, Pipeline};
 use crate::policy::decide::Verdict;
 use crate::protect::{Outcome, Outgoing, Protected, Protector, Request};
@@ -65,14 +65,14 @@ pub enum Admitted {
 }
 
 impl Admit {
+    /// `policy` gives the inspection concurrency and when to examine before the reply.
     pub fn new(
         pipeline: Arc<Pipeline>,
         protector: Arc<Protector>,
         store: QueueStore,
         queued: mpsc::UnboundedSender<String>,
         hostname: &str,
-        concurrency: usize,
-        mode: BeforeReply,
+        policy: &PolicyConfig,
         marker: crate::marker::Marker,
     ) -> Admit {
         Admit {
@@ -81,8 +81,8 @@ impl Admit {
             store,
             queued,
             hostname: hostname.to_string(),
-            permits: Arc::new(Semaphore::new(concurrency.max(1) * 2)),
-            mode,
+            permits: Arc::new(Semaphore::new(policy.inspect_concurrency.max(1) * 2)),
+            mode: policy.examine_before_reply,
             arriving: Arc::new(AtomicUsize::new(0)),
             marker,
         }

@@ -149,8 +149,7 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
             store.clone(),
             queued_tx.clone(),
             &cfg.smtp.hostname,
-            cfg.policy.inspect_concurrency,
-            cfg.policy.examine_before_reply,
+            &cfg.policy,
             marker.clone(),
         ))
     });
@@ -163,7 +162,7 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
             protector,
             marker.clone(),
         )
-            .map_err(anyhow::Error::msg)?,
+        .map_err(anyhow::Error::msg)?,
     );
     tokio::spawn(shredder(
         vault.clone(),

@@ -60,7 +60,10 @@ fn replace(data: &[u8], from: &str, to: &str) -> Vec<u8> {
 fn assert_protected(m: &Captured, copied_marker: &str, what: &str) {
     let t = m.text();
     assert!(!t.contains(BSN), "{what}: the BSN left in clear:\n{t}");
-    assert!(t.contains("beveiligd bericht"), "{what}: not protected:\n{t}");
+    assert!(
+        t.contains("beveiligd bericht"),
+        "{what}: not protected:\n{t}"
+    );
     assert_sluis_headers_only(m, copied_marker, what);
 }
 
@@ -69,7 +72,9 @@ fn assert_sluis_headers_only(m: &Captured, copied_marker: &str, what: &str) {
     let head = header_block(&m.data);
     assert!(
         head.lines().filter(|l| l.starts_with("X-Sluis-")).count() == 1
-            && head.lines().any(|l| l.starts_with("X-Sluis-Processed: v2;")),
+            && head
+                .lines()
+                .any(|l| l.starts_with("X-Sluis-Processed: v2;")),
         "{what}: control headers or markers left:\n{head}"
     );
     assert!(
@@ -93,7 +98,9 @@ fn replayed_marker_never_skips_inspection(mode: &str) {
     };
     // A clean mail to an external recipient: it leaves as written, with a marker.
     let clean = msg(
-        &format!("To: piet@extern.test\r\nSubject: Afspraak {u}\r\nMessage-ID: <m{u}@org.test>\r\n"),
+        &format!(
+            "To: piet@extern.test\r\nSubject: Afspraak {u}\r\nMessage-ID: <m{u}@org.test>\r\n"
+        ),
         "Tot dinsdag.",
     );
     let m = send_and_catch(&sluis, &cap, &mut seen, &["piet@extern.test"], &clean);
@@ -105,7 +112,10 @@ fn replayed_marker_never_skips_inspection(mode: &str) {
         &format!("Het BSN is {BSN}."),
     );
     let i = send_and_catch(&sluis, &cap, &mut seen, &["jan@org.test"], &internal);
-    assert!(i.text().contains(BSN), "internal mail is delivered as written");
+    assert!(
+        i.text().contains(BSN),
+        "internal mail is delivered as written"
+    );
     let imark = marker_of(&i.data);
 
     let with_marker = |marker: &str, body: Vec<u8>| {
@@ -120,7 +130,9 @@ fn replayed_marker_never_skips_inspection(mode: &str) {
             with_marker(
                 &mark,
                 msg(
-                    &format!("To: piet@extern.test\r\nSubject: Afspraak {u}\r\nMessage-ID: <m{u}@org.test>\r\n"),
+                    &format!(
+                        "To: piet@extern.test\r\nSubject: Afspraak {u}\r\nMessage-ID: <m{u}@org.test>\r\n"
+                    ),
                     &format!("BSN {BSN}"),
                 ),
             ),
@@ -144,7 +156,11 @@ fn replayed_marker_never_skips_inspection(mode: &str) {
         (
             "the relayed mail with a line added to its body",
             vec!["piet@extern.test"],
-            looped(&replace(&m.data, "Tot dinsdag.", &format!("Tot dinsdag. BSN {BSN}"))),
+            looped(&replace(
+                &m.data,
+                "Tot dinsdag.",
+                &format!("Tot dinsdag. BSN {BSN}"),
+            )),
             &mark,
         ),
         (
@@ -237,12 +253,18 @@ fn a_real_loop_is_recognised_and_nothing_else() {
     let first = send_and_catch(&sluis, &cap, &mut seen, &rcpts, original.as_bytes());
     let t = first.text();
     assert!(t.contains("medisch dossier"), "opted out: in clear:\n{t}");
-    assert!(!t.contains("[onbeveiligd]") && !t.contains("X-Sluis-Mode"), "{t}");
+    assert!(
+        !t.contains("[onbeveiligd]") && !t.contains("X-Sluis-Mode"),
+        "{t}"
+    );
     // Back from the upstream, to one of its recipients and to both: as it left, once.
     for back in [&rcpts[..1], &rcpts[..]] {
         let again = send_and_catch(&sluis, &cap, &mut seen, back, &looped(&first.data));
         let t = again.text();
-        assert!(t.contains("medisch dossier"), "a loop is not protected again:\n{t}");
+        assert!(
+            t.contains("medisch dossier"),
+            "a loop is not protected again:\n{t}"
+        );
         assert!(!t.contains("beveiligd bericht"), "{t}");
         assert_eq!(again.rcpt_tos.len(), back.len());
         // Its marker is fresh, and the second pass's is recognised too.
@@ -273,7 +295,11 @@ fn a_real_loop_is_recognised_and_nothing_else() {
         (
             "another Message-ID",
             vec!["piet@extern.test"],
-            looped(&replace(&first.data, &format!("<l{u}@"), &format!("<k{u}@"))),
+            looped(&replace(
+                &first.data,
+                &format!("<l{u}@"),
+                &format!("<k{u}@"),
+            )),
         ),
         (
             "an added header field",
@@ -293,8 +319,14 @@ fn a_real_loop_is_recognised_and_nothing_else() {
                 m
             };
             let t = got.text();
-            assert!(!t.contains("medisch dossier"), "{what}: left in clear:\n{t}");
-            assert!(t.contains("beveiligd bericht"), "{what}: not protected:\n{t}");
+            assert!(
+                !t.contains("medisch dossier"),
+                "{what}: left in clear:\n{t}"
+            );
+            assert!(
+                t.contains("beveiligd bericht"),
+                "{what}: not protected:\n{t}"
+            );
             assert_sluis_headers_only(&got, &mark, what);
         }
     }
@@ -351,8 +383,18 @@ fn only_inline_images_the_html_needs_stay_in_the_mail() {
          --rel\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
          <html><body><p>Zie de stukken{u}.</p><img src=\"cid:logo@x\"><a href=\"cid:zip@x\">zip</a>\
          <img src=\"cid:scan@x\"><a href=\"cid:doc@x\">doc</a></body></html>\r\n{}{}{}{}{}--rel--\r\n",
-        part("image/png", "logo@x", "Content-Disposition: inline\r\n", &logo),
-        part("application/zip", "zip@x", "Content-Disposition: inline\r\n", &zip),
+        part(
+            "image/png",
+            "logo@x",
+            "Content-Disposition: inline\r\n",
+            &logo
+        ),
+        part(
+            "application/zip",
+            "zip@x",
+            "Content-Disposition: inline\r\n",
+            &zip
+        ),
         part("image/png", "unused@x", "", &unused),
         part(
             "image/png; name=scan.txt",
@@ -362,17 +404,29 @@ fn only_inline_images_the_html_needs_stay_in_the_mail() {
         ),
         part("application/octet-stream", "doc@x", "", &doc),
     );
-    smtplib_send(&sluis, "arts@org.test", &["piet@extern.test"], mail.as_bytes());
+    smtplib_send(
+        &sluis,
+        "arts@org.test",
+        &["piet@extern.test"],
+        mail.as_bytes(),
+    );
     let m = cap.wait_for(1, ARRIVAL).remove(0);
     let t = m.text();
     assert!(t.contains("Download bestanden"), "files protection:\n{t}");
-    let parsed = mail_parser::MessageParser::default().parse(&m.data).unwrap();
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&m.data)
+        .unwrap();
     let inline: Vec<Vec<u8>> = parsed
         .attachments()
         .map(|a| a.contents().to_vec())
         .collect();
     assert_eq!(inline, vec![logo.clone()], "only the logo stays");
-    for (what, data) in [("zip", &zip), ("unused", &unused), ("scan", &scan), ("doc", &doc)] {
+    for (what, data) in [
+        ("zip", &zip),
+        ("unused", &unused),
+        ("scan", &scan),
+        ("doc", &doc),
+    ] {
         let n = data.len().min(48) / 3 * 3;
         assert!(!t.contains(&b64(&data[..n])), "{what} left in the mail");
     }
@@ -406,7 +460,10 @@ fn a_finding_in_the_subject_or_a_custom_header_does_not_travel() {
     let u = unique("");
     let mut seen = HashSet::new();
     for (i, (subject, body)) in [
-        (format!("Dossier {u} BSN {BSN}"), "Zie het dossier.".to_string()),
+        (
+            format!("Dossier {u} BSN {BSN}"),
+            "Zie het dossier.".to_string(),
+        ),
         (format!("Dossier {u}"), format!("Het BSN is {BSN}.")),
     ]
     .iter()
@@ -420,10 +477,23 @@ fn a_finding_in_the_subject_or_a_custom_header_does_not_travel() {
              Date: Fri, 4 Dec 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\n\
              Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
         );
-        let m = send_and_catch(&sluis, &cap, &mut seen, &["piet@extern.test"], mail.as_bytes());
+        let m = send_and_catch(
+            &sluis,
+            &cap,
+            &mut seen,
+            &["piet@extern.test"],
+            mail.as_bytes(),
+        );
         let t = m.text();
         let head = header_block(&m.data);
-        for gone in [BSN, "987654321", "Thread-Topic", "Thread-Index", "X-Patient-Id", "X-Dossier"] {
+        for gone in [
+            BSN,
+            "987654321",
+            "Thread-Topic",
+            "Thread-Index",
+            "X-Patient-Id",
+            "X-Dossier",
+        ] {
             assert!(!t.contains(gone), "{gone} reached the next hop:\n{t}");
         }
         assert!(t.contains("beveiligd bericht"), "{t}");
@@ -434,12 +504,21 @@ fn a_finding_in_the_subject_or_a_custom_header_does_not_travel() {
         ] {
             assert!(head.contains(&kept), "{kept} missing:\n{head}");
         }
-        let parsed = mail_parser::MessageParser::default().parse(&m.data).unwrap();
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&m.data)
+            .unwrap();
         let subject_out = parsed.subject().unwrap_or_default().to_string();
         if i == 0 {
-            assert_eq!(subject_out, "Beveiligd bericht van Testorganisatie", "{head}");
+            assert_eq!(
+                subject_out, "Beveiligd bericht van Testorganisatie",
+                "{head}"
+            );
         } else {
-            assert_eq!(subject_out, format!("Dossier {u}"), "no finding there: kept");
+            assert_eq!(
+                subject_out,
+                format!("Dossier {u}"),
+                "no finding there: kept"
+            );
         }
     }
 }

@@ -201,7 +201,8 @@ pub fn digest(message: &[u8]) -> Digest {
 mod tests {
     use super::*;
 
-    const M: &[u8] = b"Received: by a\r\nFrom: a@b\r\nSubject: Hallo  daar\r\n\r\nRegel een  \r\n\r\ntwee\r\n";
+    const M: &[u8] =
+        b"Received: by a\r\nFrom: a@b\r\nSubject: Hallo  daar\r\n\r\nRegel een  \r\n\r\ntwee\r\n";
 
     #[test]
     fn transit_changes_do_not_count() {
@@ -221,13 +222,17 @@ Received: by a\r\nFrom:  a@b\r\n\r\nRegel een\r\n\r\ntwee  \r\n\r\n\r\n";
     #[test]
     fn content_changes_count() {
         let d = digest(M);
-        let other_body = b"Received: by a\r\nFrom: a@b\r\nSubject: Hallo  daar\r\n\r\nRegel een\r\ntwee\r\n";
+        let other_body =
+            b"Received: by a\r\nFrom: a@b\r\nSubject: Hallo  daar\r\n\r\nRegel een\r\ntwee\r\n";
         assert_ne!(digest(other_body).body, d.body);
         let extra = b"X-Data: 111222333\r\nFrom: a@b\r\nSubject: Hallo daar\r\n\r\nRegel een\r\n\r\ntwee\r\n";
         assert_ne!(digest(extra).headers, d.headers);
         assert_eq!(digest(extra).body, d.body);
         let subject = b"From: a@b\r\nSubject: Hallo hier\r\n\r\nRegel een\r\n\r\ntwee\r\n";
         assert_ne!(digest(subject).headers, d.headers);
-        assert_ne!(digest(b"From: a@b\r\n\r\nx\r\n").body, digest(b"From: a@b\r\n\r\nx y\r\n").body);
+        assert_ne!(
+            digest(b"From: a@b\r\n\r\nx\r\n").body,
+            digest(b"From: a@b\r\n\r\nx y\r\n").body
+        );
     }
 }

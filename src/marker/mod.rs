@@ -131,7 +131,11 @@ impl Marker {
     /// Whether a claim proves that this installation sent this content to (at least) these
     /// recipients, within the marker's lifetime.
     pub fn verify(&self, c: &Claim, d: &canon::Digest, rcpts: &[&str], now: i64) -> bool {
-        self.plausible(c, rcpts, now) && self.mac(c.at, d, &c.tags).verify_truncated_left(&c.mac).is_ok()
+        self.plausible(c, rcpts, now)
+            && self
+                .mac(c.at, d, &c.tags)
+                .verify_truncated_left(&c.mac)
+                .is_ok()
     }
 
     /// [`verify`](Self::verify) against a whole message in memory, for any of its claims.

@@ -1,6 +1,7 @@
 use super::*;
 
-const MAIL: &[u8] = b"Received: from a by gw; Fri, 4 Dec 2026 10:00:00 +0000\r\nFrom: a@org.test\r\n\
+const MAIL: &[u8] =
+    b"Received: from a by gw; Fri, 4 Dec 2026 10:00:00 +0000\r\nFrom: a@org.test\r\n\
 To: b@x.test\r\nSubject: Uitslag\r\nMessage-ID: <1@org.test>\r\n\r\nTekst\r\n";
 const NOW: i64 = 1_800_000_000;
 
@@ -37,15 +38,35 @@ fn refuses_other_content_recipients_times_and_keys() {
     let m = marker();
     let f = m.field(&canon::digest(MAIL), &["b@x.test"], NOW);
     let v = value(&f);
-    let swap = |from: &str, to: &str| {
-        String::from_utf8_lossy(MAIL)
-            .replace(from, to)
-            .into_bytes()
-    };
-    assert!(!check(&m, &v, &swap("Tekst", "BSN 111222333"), &["b@x.test"], NOW));
-    assert!(!check(&m, &v, &swap("<1@org", "<2@org"), &["b@x.test"], NOW));
-    assert!(!check(&m, &v, &swap("Subject: Uitslag", "Subject: Uitslag 111222333"), &["b@x.test"], NOW));
-    assert!(!check(&m, &v, &swap("To: b", "X-Extra: 111222333\r\nTo: b"), &["b@x.test"], NOW));
+    let swap = |from: &str, to: &str| String::from_utf8_lossy(MAIL).replace(from, to).into_bytes();
+    assert!(!check(
+        &m,
+        &v,
+        &swap("Tekst", "BSN 111222333"),
+        &["b@x.test"],
+        NOW
+    ));
+    assert!(!check(
+        &m,
+        &v,
+        &swap("<1@org", "<2@org"),
+        &["b@x.test"],
+        NOW
+    ));
+    assert!(!check(
+        &m,
+        &v,
+        &swap("Subject: Uitslag", "Subject: Uitslag 111222333"),
+        &["b@x.test"],
+        NOW
+    ));
+    assert!(!check(
+        &m,
+        &v,
+        &swap("To: b", "X-Extra: 111222333\r\nTo: b"),
+        &["b@x.test"],
+        NOW
+    ));
     assert!(!check(&m, &v, MAIL, &["other@x.test"], NOW));
     assert!(!check(&m, &v, MAIL, &["b@x.test", "other@x.test"], NOW));
     assert!(!check(&m, &v, MAIL, &[], NOW));
@@ -56,7 +77,13 @@ fn refuses_other_content_recipients_times_and_keys() {
     // A changed time or tag list breaks the MAC.
     let later = v.replace(&format!("t={NOW}"), &format!("t={}", NOW + 1));
     assert!(!check(&m, &later, MAIL, &["b@x.test"], NOW));
-    assert!(!check(&m, "v1; mac=00000000000000000000000000000000", MAIL, &["b@x.test"], NOW));
+    assert!(!check(
+        &m,
+        "v1; mac=00000000000000000000000000000000",
+        MAIL,
+        &["b@x.test"],
+        NOW
+    ));
     assert!(!check(&m, "yes", MAIL, &["b@x.test"], NOW));
 }
 
@@ -83,6 +110,8 @@ fn splice_goes_below_sluis_trace_field() {
     assert!(head.ends_with(b"X-Sluis-Processed: v2\r\n"));
     assert_eq!(&MAIL[..skip], &head[..skip]);
     let (head, skip) = splice(b"X-Sluis-Processed: v2\r\n", b"From: a\r\n\r\nx\r\n");
-    assert_eq!((head.as_slice(), skip), (&b"X-Sluis-Processed: v2\r\n"[..], 0));
+    assert_eq!(
+        (head.as_slice(), skip),
+        (&b"X-Sluis-Processed: v2\r\n"[..], 0)
+    );
 }
-

@@ -27,7 +27,7 @@ pub(crate) fn kept(parsed: &Parsed<'_>, decision: &Decision) -> Vec<usize> {
         .chain(decision.unscannable.iter().map(|(o, _)| o.as_str()))
         .collect();
     // Inspection gave up on the message as a whole: nothing is known to be clean.
-    if origins.iter().any(|o| *o == "message") {
+    if origins.contains(&"message") {
         return Vec::new();
     }
     let refs = cid_refs(&parsed.html().unwrap_or_default());
@@ -38,7 +38,9 @@ pub(crate) fn kept(parsed: &Parsed<'_>, decision: &Decision) -> Vec<usize> {
             continue;
         };
         if !matches!(part.body, PartType::InlineBinary(_) | PartType::Binary(_))
-            || part.content_disposition().is_some_and(|d| d.is_attachment())
+            || part
+                .content_disposition()
+                .is_some_and(|d| d.is_attachment())
             || !refs.contains(&normalise(cid))
             || flagged(part, &origins)
         {

@@ -342,7 +342,8 @@ impl Relay {
                     let strip = self.stripper(st);
                     let me = self.clone();
                     let r = tokio::task::spawn_blocking(move || {
-                        let (head, rest) = me.whole(&id2, strip.as_ref(), &[rcpt.clone()])?;
+                        let (head, rest) =
+                            me.whole(&id2, strip.as_ref(), std::slice::from_ref(&rcpt))?;
                         let msg = Box::new(io::Cursor::new(head).chain(io::Cursor::new(rest)));
                         maildir::deliver(&target, &id2, &from, &rcpt, msg)
                     })

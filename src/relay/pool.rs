@@ -63,7 +63,10 @@ impl Relay {
                     Err(f) => return vec![f; tx.rcpts.len()],
                 },
             };
-            match conn.send(tx, self.body(id, self.stripper(st), &tx.rcpts)).await {
+            match conn
+                .send(tx, self.body(id, self.stripper(st), &tx.rcpts))
+                .await
+            {
                 Ok(outcomes) => {
                     self.put_pooled(addr, conn);
                     return outcomes;

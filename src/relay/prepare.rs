@@ -2,8 +2,8 @@
 
 use super::protect::Protection;
 use super::{Relay, dsn, now_ms};
-use crate::policy::decide::Verdict;
 use crate::policy::decide::Decision;
+use crate::policy::decide::Verdict;
 use crate::queue::{DeliveryState, Envelope, now};
 
 impl Relay {

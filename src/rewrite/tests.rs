@@ -106,10 +106,14 @@ fn headers_kept_dropped_and_threading_intact() {
         assert!(!s.contains(dropped), "{dropped} must not leave: {s}");
     }
     // Files protection keeps the original's other fields (nothing was found in the text).
-    let files = String::from_utf8_lossy(&build(ORIGINAL, &copy(Protection::SecureFiles, &[])).unwrap())
-        .into_owned();
+    let files =
+        String::from_utf8_lossy(&build(ORIGINAL, &copy(Protection::SecureFiles, &[])).unwrap())
+            .into_owned();
     assert!(files.contains("X-Patient: 111222333\r\n"), "{files}");
-    assert!(!files.contains("X-Sluis-Mode") && !files.contains("Bcc:"), "{files}");
+    assert!(
+        !files.contains("X-Sluis-Mode") && !files.contains("Bcc:"),
+        "{files}"
+    );
     let mut neutral = copy(Protection::SecureMessage, &[]);
     neutral.neutral_subject = true;
     let s = String::from_utf8_lossy(&build(ORIGINAL, &neutral).unwrap()).into_owned();

@@ -290,7 +290,12 @@ impl Assembler {
         // Markers are taken out here whatever they say. One that may be this installation's
         // (young enough, naming these recipients) is kept aside in the envelope: only once the
         // whole content is there can it be checked (crate::marker), by admit or the relay.
-        let rcpts: Vec<&str> = self.env.recipients.iter().map(|r| r.address.as_str()).collect();
+        let rcpts: Vec<&str> = self
+            .env
+            .recipients
+            .iter()
+            .map(|r| r.address.as_str())
+            .collect();
         let now = crate::queue::now();
         for f in fields
             .iter()
