@@ -240,7 +240,7 @@ fn a_copied_marker_never_skips_inspection_in_the_relay() {
 #[test]
 fn a_real_loop_is_recognised_and_nothing_else() {
     let cap = Capture::start();
-    let sluis = start(&cap);
+    let mut sluis = start(&cap);
     let mut seen = HashSet::new();
     let u = unique("");
     let rcpts = ["piet@extern.test", "an@extern.test"];
@@ -257,6 +257,8 @@ fn a_real_loop_is_recognised_and_nothing_else() {
         !t.contains("[onbeveiligd]") && !t.contains("X-Sluis-Mode"),
         "{t}"
     );
+    // The key comes from the master key: a restart (even a crash) changes nothing.
+    sluis.crash_restart();
     // Back from the upstream, to one of its recipients and to both: as it left, once.
     for back in [&rcpts[..1], &rcpts[..]] {
         let again = send_and_catch(&sluis, &cap, &mut seen, back, &looped(&first.data));
@@ -330,6 +332,8 @@ fn a_real_loop_is_recognised_and_nothing_else() {
             assert_sluis_headers_only(&got, &mark, what);
         }
     }
+    // One message per pass and recipient set: nothing was handled twice.
+    assert_eq!(cap.messages().len(), seen.len());
 }
 
 /// [secure files] with an HTML body and parts of every kind: only the small raster image the
