@@ -526,3 +526,66 @@ fn a_finding_in_the_subject_or_a_custom_header_does_not_travel() {
         }
     }
 }
+
+/// A message over the relay's in-memory size gets its marker in a first pass over the queued
+/// file and is streamed in a second: that marker verifies on the way back too. The policy's
+/// `notify` (an IBAN to an outside recipient) tells the sender once, not once per pass.
+#[test]
+fn a_large_loop_is_recognised_and_the_sender_told_once() {
+    let cap = Capture::start();
+    let sluis = start(&cap);
+    let u = unique("");
+    let mut original = format!(
+        "From: Anna Arts <arts@org.test>\r\nTo: piet@extern.test\r\n\
+         Subject: Groot verslag {u}\r\nMessage-ID: <g{u}@org.test>\r\n\r\n\
+         Graag overmaken naar IBAN NL91ABNA0417164300.\r\n"
+    );
+    for i in 0..6000 {
+        original.push_str(&format!(
+            "Regel {i} van het verslag, met wat tekst erbij.\t \r\n"
+        ));
+    }
+    assert!(original.len() > 300 * 1024);
+    let to_piet = |all: &[Captured]| -> Vec<Captured> {
+        all.iter()
+            .filter(|m| m.rcpt_tos == ["piet@extern.test"])
+            .cloned()
+            .collect()
+    };
+    let notices = |all: &[Captured]| {
+        all.iter()
+            .filter(|m| m.rcpt_tos == ["arts@org.test"])
+            .count()
+    };
+    sluis
+        .session()
+        .send_mail("arts@org.test", &["piet@extern.test"], original.as_bytes());
+    let all = cap.wait_for(2, ARRIVAL);
+    assert_eq!(notices(&all), 1, "the sender is told about the IBAN");
+    let first = to_piet(&all).remove(0);
+    assert!(first.text().contains("Regel 5999 van het verslag"));
+    sluis
+        .session()
+        .send_mail("arts@org.test", &["piet@extern.test"], &looped(&first.data));
+    let all = poll(ARRIVAL, "the looped copy", || {
+        let all = cap.messages();
+        (to_piet(&all).len() == 2).then_some(all)
+    });
+    let again = to_piet(&all).remove(1);
+    assert!(again.text().contains("Regel 5999 van het verslag"));
+    assert_ne!(marker_of(&again.data), marker_of(&first.data));
+    // A changed copy is examined again, and its sender told again.
+    let changed = replace(&first.data, "Regel 17 ", "Regel 17b ");
+    sluis
+        .session()
+        .send_mail("arts@org.test", &["piet@extern.test"], &looped(&changed));
+    let all = poll(ARRIVAL, "the changed copy and its notice", || {
+        let all = cap.messages();
+        (all.len() == 5).then_some(all)
+    });
+    assert_eq!(
+        notices(&all),
+        2,
+        "one notice for the original, one for the changed copy"
+    );
+}
