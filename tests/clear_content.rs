@@ -19,6 +19,55 @@ fn only_inline_images_the_html_needs_stay_in_the_mail() {
     let cap = Capture::start();
     let mut sluis = start(&cap);
     let u = unique("");
+    let (mail, logo, others) = related_mail(&u);
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    smtplib_send(
+        &sluis,
+        "arts@org.test",
+        &["piet@extern.test"],
+        mail.as_bytes(),
+    );
+    let m = cap.wait_for(1, ARRIVAL).remove(0);
+    let t = m.text();
+    assert!(t.contains("Download bestanden"), "files protection:\n{t}");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&m.data)
+        .unwrap();
+    let inline: Vec<Vec<u8>> = parsed
+        .attachments()
+        .map(|a| a.contents().to_vec())
+        .collect();
+    assert_eq!(inline, vec![logo.clone()], "only the logo stays");
+    for (what, data) in &others {
+        let n = data.len().min(48) / 3 * 3;
+        assert!(!t.contains(&b64(&data[..n])), "{what} left in the mail");
+    }
+    assert!(!t.contains(&format!("SCAN{u}")));
+    // The four others are the protected files (the link block lists them).
+    let files = t.matches("  - ").count();
+    assert!(files >= 4, "four files listed:\n{t}");
+    assert!(t.contains("scan.txt"), "{t}");
+    sluis.terminate(std::time::Duration::from_secs(20));
+    let store = open_store(&sluis.data_dir);
+    let token = link_token(&m);
+    let (mid, _) = store.meta.link_for_token(&token).unwrap().unwrap();
+    let (msg, dek) = store.meta.get_message(mid).unwrap().unwrap();
+    let mut stored: Vec<Vec<u8>> = msg
+        .files
+        .iter()
+        .map(|f| read_blob(&store, &f.blob, &dek))
+        .collect();
+    stored.sort();
+    let mut want: Vec<Vec<u8>> = others.into_iter().map(|(_, d)| d).collect();
+    want.sort();
+    assert_eq!(stored, want, "the other parts unseal from the store");
+}
+
+/// A `[secure files]` HTML mail with a logo the HTML shows and four parts that must become
+/// files: an inline ZIP it links to, an image nothing refers to, a PNG (by its bytes) named
+/// `.txt` in which inspection finds HR words, a document with a Content-ID. Returns the mail,
+/// the logo and the four others.
+fn related_mail(u: &str) -> (String, Vec<u8>, Vec<(&'static str, Vec<u8>)>) {
     let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
     let wrapped = |d: &[u8]| {
         let b = b64(d);
@@ -84,51 +133,16 @@ fn only_inline_images_the_html_needs_stay_in_the_mail() {
         ),
         part("application/octet-stream", "doc@x", "", &doc),
     );
-    smtplib_send(
-        &sluis,
-        "arts@org.test",
-        &["piet@extern.test"],
-        mail.as_bytes(),
-    );
-    let m = cap.wait_for(1, ARRIVAL).remove(0);
-    let t = m.text();
-    assert!(t.contains("Download bestanden"), "files protection:\n{t}");
-    let parsed = mail_parser::MessageParser::default()
-        .parse(&m.data)
-        .unwrap();
-    let inline: Vec<Vec<u8>> = parsed
-        .attachments()
-        .map(|a| a.contents().to_vec())
-        .collect();
-    assert_eq!(inline, vec![logo.clone()], "only the logo stays");
-    for (what, data) in [
-        ("zip", &zip),
-        ("unused", &unused),
-        ("scan", &scan),
-        ("doc", &doc),
-    ] {
-        let n = data.len().min(48) / 3 * 3;
-        assert!(!t.contains(&b64(&data[..n])), "{what} left in the mail");
-    }
-    assert!(!t.contains(&format!("SCAN{u}")));
-    // The four others are the protected files (the link block lists them).
-    let files = t.matches("  - ").count();
-    assert!(files >= 4, "four files listed:\n{t}");
-    assert!(t.contains("scan.txt"), "{t}");
-    sluis.terminate(std::time::Duration::from_secs(20));
-    let store = open_store(&sluis.data_dir);
-    let token = link_token(&m);
-    let (mid, _) = store.meta.link_for_token(&token).unwrap().unwrap();
-    let (msg, dek) = store.meta.get_message(mid).unwrap().unwrap();
-    let mut stored: Vec<Vec<u8>> = msg
-        .files
-        .iter()
-        .map(|f| read_blob(&store, &f.blob, &dek))
-        .collect();
-    stored.sort();
-    let mut want = vec![zip, unused, scan, doc];
-    want.sort();
-    assert_eq!(stored, want, "the other parts unseal from the store");
+    (
+        mail,
+        logo,
+        vec![
+            ("zip", zip),
+            ("unused", unused),
+            ("scan", scan),
+            ("doc", doc),
+        ],
+    )
 }
 
 /// A BSN in the subject, in `Thread-Topic` and in a custom header of what becomes a secure

@@ -277,6 +277,20 @@ fn a_real_loop_is_recognised_and_nothing_else() {
     let again = send_and_catch(&sluis, &cap, &mut seen, &rcpts[..1], &looped(&trimmed));
     assert!(again.text().contains("medisch dossier"));
     // Anything else is examined: the opt-out went with the first pass, so it is protected.
+    loop_variants_are_examined(&sluis, &cap, &mut seen, &first, &u);
+    // One message per pass and recipient set: nothing was handled twice.
+    assert_eq!(cap.messages().len(), seen.len());
+}
+
+/// What is not the same content to the same recipients is examined: the opt-out went with the
+/// first pass, so it is protected.
+fn loop_variants_are_examined(
+    sluis: &Sluis,
+    cap: &Capture,
+    seen: &mut HashSet<String>,
+    first: &Captured,
+    u: &str,
+) {
     let mark = marker_of(&first.data);
     let variants: Vec<(&str, Vec<&str>, Vec<u8>)> = vec![
         (
@@ -310,12 +324,9 @@ fn a_real_loop_is_recognised_and_nothing_else() {
         ),
     ];
     for (what, to, bytes) in &variants {
+        sluis.session().send_mail("arts@org.test", to, bytes);
         for _ in 0..to.len() {
-            let got = if seen.len() == cap.messages().len() {
-                send_and_catch(&sluis, &cap, &mut seen, to, bytes)
-            } else {
-                next_new(&cap, &mut seen)
-            };
+            let got = next_new(cap, seen);
             let t = got.text();
             assert!(
                 !t.contains("medisch dossier"),
@@ -328,8 +339,6 @@ fn a_real_loop_is_recognised_and_nothing_else() {
             assert_sluis_headers_only(&got, &mark, what);
         }
     }
-    // One message per pass and recipient set: nothing was handled twice.
-    assert_eq!(cap.messages().len(), seen.len());
 }
 
 /// A message over the relay's in-memory size gets its marker in a first pass over the queued
