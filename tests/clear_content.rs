@@ -12,6 +12,9 @@ use std::collections::HashSet;
 
 const BSN: &str = "111222333";
 
+/// A part's bytes with what the test calls it.
+type Named = (&'static str, Vec<u8>);
+
 /// [secure files] with an HTML body and parts of every kind: only the small raster image the
 /// HTML shows, with nothing found in it, stays in the mail; everything else becomes a file.
 #[test]
@@ -67,7 +70,7 @@ fn only_inline_images_the_html_needs_stay_in_the_mail() {
 /// files: an inline ZIP it links to, an image nothing refers to, a PNG (by its bytes) named
 /// `.txt` in which inspection finds HR words, a document with a Content-ID. Returns the mail,
 /// the logo and the four others.
-fn related_mail(u: &str) -> (String, Vec<u8>, Vec<(&'static str, Vec<u8>)>) {
+fn related_mail(u: &str) -> (String, Vec<u8>, Vec<Named>) {
     let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
     let wrapped = |d: &[u8]| {
         let b = b64(d);
