@@ -12,7 +12,7 @@
 //! them again), and any message whose protection failed here (the relay tries again from the
 //! queue and defers it while it keeps failing: fail closed, never sent unprotected).
 
-use crate::config::BeforeReply;
+use crate::config::{BeforeReply, PolicyConfig};
 use crate::pipeline::{self, Pipeline};
 use crate::policy::decide::Verdict;
 use crate::protect::{Outcome, Outgoing, Protected, Protector, Request};
@@ -41,6 +41,8 @@ pub struct Admit {
     mode: BeforeReply,
     /// Messages between DATA and the reply right now.
     arriving: Arc<AtomicUsize>,
+    /// Checks the markers a message came back with (crate::marker).
+    marker: crate::marker::Marker,
 }
 
 /// Counts a message as arriving until dropped.
@@ -63,14 +65,15 @@ pub enum Admitted {
 }
 
 impl Admit {
+    /// `policy` gives the inspection concurrency and when to examine before the reply.
     pub fn new(
         pipeline: Arc<Pipeline>,
         protector: Arc<Protector>,
         store: QueueStore,
         queued: mpsc::UnboundedSender<String>,
         hostname: &str,
-        concurrency: usize,
-        mode: BeforeReply,
+        policy: &PolicyConfig,
+        marker: crate::marker::Marker,
     ) -> Admit {
         Admit {
             pipeline,
@@ -78,9 +81,10 @@ impl Admit {
             store,
             queued,
             hostname: hostname.to_string(),
-            permits: Arc::new(Semaphore::new(concurrency.max(1) * 2)),
-            mode,
+            permits: Arc::new(Semaphore::new(policy.inspect_concurrency.max(1) * 2)),
+            mode: policy.examine_before_reply,
             arriving: Arc::new(AtomicUsize::new(0)),
+            marker,
         }
     }
 
@@ -97,9 +101,19 @@ impl Admit {
         if env.internal || env.already_processed {
             return Ok(Admitted::Queue);
         }
+        let markers = env.markers.clone();
         let Some(bytes) = inc.share() else {
             return Ok(Admitted::Queue);
         };
+        // A loop is recognised here and queued as it is; any other marker is dropped.
+        if !markers.is_empty()
+            && let Some(env) = inc.envelope_mut()
+        {
+            let looped = self.marker.check(env, &bytes, now());
+            if looped {
+                return Ok(Admitted::Queue);
+            }
+        }
         // A lone message that the sender did not ask to protect: queued at once, it is
         // examined on the other core while the client sends the next one, which is quicker
         // than making the client wait for both. One that will most likely be protected is

@@ -155,6 +155,7 @@ pub fn internal_envelope(id: String, hostname: &str, to: &str) -> Envelope {
         ret_headers_only: true,
         message_id: None,
         already_processed: false,
+        markers: Vec::new(),
         internal: true,
         protected: None,
         decided: None,

@@ -95,7 +95,12 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
         (p, existed)
     });
     let store = open_store(&cfg)?;
-    let marker = Marker::new(store.keys().derive("x-sluis-processed"));
+    // A loop comes back within the upstream's queue lifetime; the relay's own, and a day more,
+    // is the bound a marker is believed for.
+    let marker = Marker::new(
+        store.keys().derive("x-sluis-processed"),
+        cfg.relay.max_queue_lifetime.get() + std::time::Duration::from_secs(86_400),
+    );
     let tls_files = smtp::tls::ensure_files(
         cfg.smtp.tls_cert.as_deref(),
         cfg.smtp.tls_key.as_deref(),
@@ -165,13 +170,20 @@ pub async fn run(cfg: Config, resolved: Resolved, config_name: &str) -> Result<(
             store.clone(),
             queued_tx.clone(),
             &cfg.smtp.hostname,
-            cfg.policy.inspect_concurrency,
-            cfg.policy.examine_before_reply,
+            &cfg.policy,
+            marker.clone(),
         ))
     });
     let relay = Arc::new(
-        Relay::new(store.clone(), cfg.clone(), &resolved, pipeline, protector)
-            .map_err(anyhow::Error::msg)?,
+        Relay::new(
+            store.clone(),
+            cfg.clone(),
+            &resolved,
+            pipeline,
+            protector,
+            marker.clone(),
+        )
+        .map_err(anyhow::Error::msg)?,
     );
     tokio::spawn(shredder(
         vault.clone(),

@@ -11,3 +11,24 @@ pub(crate) fn xorshift(seed: u64) -> impl FnMut() -> u64 {
         state
     }
 }
+
+/// A decision that found nothing, with `origins` as findings (where they were found).
+pub(crate) fn decision_found_in(origins: &[&str]) -> crate::policy::decide::Decision {
+    crate::policy::decide::Decision {
+        verdict: crate::policy::decide::Verdict::Deliver,
+        rules: Vec::new(),
+        findings: origins
+            .iter()
+            .map(|o| crate::policy::detect::Finding {
+                detector: "bsn".into(),
+                label: "BSN".into(),
+                origin: o.to_string(),
+                excerpt: "1****2333".into(),
+            })
+            .collect(),
+        unscannable: Vec::new(),
+        sender: Default::default(),
+        external: Vec::new(),
+        reasons: Vec::new(),
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod checksums;
 pub mod controls;
+pub mod inline;
 pub mod parts;
 
 use crate::dkim::{DkimError, Signer};
@@ -167,7 +168,8 @@ impl Protector {
     ) -> Result<Outcome, ProtectError> {
         let decoded = Parsed::new(req.original).ok_or(ProtectError::Parse)?;
         let parsed = &decoded.msg;
-        let files = parts::attachments(&decoded, req.decoded);
+        let inline = inline::kept(&decoded, req.decision);
+        let files = parts::attachments(&decoded, req.decoded, &inline);
         let mut protection = match req.protection {
             schema::Protection::PublicFiles => Protection::PublicFiles,
             schema::Protection::SecureFiles => Protection::SecureFiles,
@@ -265,7 +267,7 @@ impl Protector {
 
         let body_message = match protection {
             Protection::SecureMessage => Some(
-                parts::body_message(req.original, &decoded, &subject)
+                parts::body_message(req.original, &decoded, &subject, &inline)
                     .map_err(ProtectError::Build)?,
             ),
             _ => None,
@@ -357,7 +359,7 @@ impl Protector {
             // and the flush wait on the disk together: a copy made durable without its record
             // is dropped by the relay, as one without its blobs is.
             let mut copies = self
-                .store_and_build(&msg, &dek, req, &decoded)
+                .store_and_build(&msg, &dek, req, &decoded, &inline)
                 .map(outgoing);
             if let (Some(early), Ok(c)) = (early.as_mut(), copies.as_mut()) {
                 early(id, std::mem::take(c));
@@ -424,6 +426,7 @@ impl Protector {
         dek: &DataKey,
         req: &Request<'_>,
         decoded: &Parsed<'_>,
+        inline: &[usize],
     ) -> Result<Vec<Vec<u8>>, ProtectError> {
         let meta = self.store.meta.as_ref();
         let links = meta.create_message(msg, dek, &Event::new(req.now, EventKind::Stored))?;
@@ -444,6 +447,9 @@ impl Protector {
             Protection::SecureFiles => schema::Protection::SecureFiles,
             Protection::SecureMessage => schema::Protection::SecureMessage,
         };
+        // What was found in the subject must not travel in it (the copy is then a secure
+        // message: see `protect_with`).
+        let subject_found = req.decision.findings.iter().any(|f| f.origin == "subject");
         let mut copies = Vec::with_capacity(links.len());
         for token in &links {
             let link = self.link(token.as_str());
@@ -456,9 +462,10 @@ impl Protector {
                 link: &link,
                 expires,
                 files: &infos,
-                neutral_subject: req.settings.neutral_subject,
+                neutral_subject: req.settings.neutral_subject || subject_found,
                 subject: &msg.subject,
                 formal: self.formal,
+                inline,
             };
             let mut bytes =
                 rewrite::build_from(req.original, decoded, &copy).map_err(ProtectError::Build)?;

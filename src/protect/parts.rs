@@ -4,7 +4,7 @@
 use crate::headers;
 use crate::inspect::Decoded;
 use crate::inspect::body::Parsed;
-use crate::rewrite::{content_type, kept_inline};
+use crate::rewrite::content_type;
 use mail_builder::MessageBuilder;
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 use std::borrow::Cow;
@@ -41,17 +41,21 @@ pub fn file_name(raw: Option<&str>, n: usize) -> String {
     }
 }
 
-/// The attachments that become protected files, in message order. A body that inspection
-/// decoded already (`known`, by where it lies in the message) is not decoded again.
-pub(crate) fn attachments<'a>(parsed: &'a Parsed<'a>, known: &'a [Decoded]) -> Vec<Attachment<'a>> {
+/// The attachments that become protected files, in message order: all but the parts that
+/// stay `inline` (crate::protect::inline). A body that inspection decoded already (`known`, by
+/// where it lies in the message) is not decoded again.
+pub(crate) fn attachments<'a>(
+    parsed: &'a Parsed<'a>,
+    known: &'a [Decoded],
+    inline: &[usize],
+) -> Vec<Attachment<'a>> {
     let msg = &parsed.msg;
-    let has_html = crate::rewrite::has_html(msg);
     let mut out = Vec::new();
     for &i in &msg.attachments {
         let Some(part) = msg.parts.get(i as usize) else {
             continue;
         };
-        if kept_inline(has_html, part) {
+        if inline.contains(&(i as usize)) {
             continue;
         }
         let n = out.len() + 1;
@@ -125,11 +129,13 @@ const BODY_FIELDS: &[&str] = &[
 ];
 
 /// A secure message's readable part: the original's address and date fields, the tag-free
-/// subject, and its text, HTML and inline images (no attachments: those are files).
+/// subject, and its text, HTML and the inline images that stay (no attachments: those are
+/// files).
 pub(crate) fn body_message<'a>(
     original: &[u8],
     parsed: &'a Parsed<'a>,
     subject: &str,
+    inline: &[usize],
 ) -> std::io::Result<Vec<u8>> {
     let msg = &parsed.msg;
     let n = headers::block_len(original);
@@ -150,7 +156,7 @@ pub(crate) fn body_message<'a>(
     b = b.text_body(parsed.text().unwrap_or_default());
     if let Some(h) = parsed.html() {
         b = b.html_body(h);
-        for part in msg.parts.iter().filter(|p| kept_inline(true, p)) {
+        for part in inline.iter().filter_map(|&i| msg.parts.get(i)) {
             if let (Some(cid), Some(d)) = (part.content_id(), parsed.bytes(part)) {
                 b = b.inline(content_type(part), cid.to_string(), d.into_owned());
             }
@@ -180,7 +186,9 @@ Content-Disposition: attachment; filename=\"../../etc/u\xe2\x80\xaefdp.exe\"\r\n
     #[test]
     fn attachments_become_files_inline_images_stay() {
         let m = Parsed::new(MAIL).unwrap();
-        let files = attachments(&m, &[]);
+        let keep = crate::protect::inline::kept(&m, &crate::testutil::decision_found_in(&[]));
+        assert_eq!(keep.len(), 1, "the logo the HTML shows");
+        let files = attachments(&m, &[], &keep);
         let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["ufdp.exe", "lijst.csv", "bericht-3.eml"]);
         assert_eq!(files[0].data.as_ref(), b"%PDF-1.4\n");
@@ -216,8 +224,8 @@ Content-Transfer-Encoding: base64\r\n\r\n"
         assert_eq!(insp.decoded.len(), 1, "the binary body is kept");
         assert_eq!(*insp.decoded[0].bytes, big);
         let m = Parsed::new(&mail).unwrap();
-        let reused = attachments(&m, &insp.decoded);
-        let own = attachments(&m, &[]);
+        let reused = attachments(&m, &insp.decoded, &[]);
+        let own = attachments(&m, &[], &[]);
         assert_eq!(reused.len(), 2);
         for (a, b) in reused.iter().zip(&own) {
             assert_eq!(
@@ -249,7 +257,8 @@ Content-Transfer-Encoding: base64\r\n\r\n"
     #[test]
     fn body_keeps_text_html_and_inline_images_only() {
         let m = Parsed::new(MAIL).unwrap();
-        let b = body_message(MAIL, &m, "Uitslag").unwrap();
+        let keep = crate::protect::inline::kept(&m, &crate::testutil::decision_found_in(&[]));
+        let b = body_message(MAIL, &m, "Uitslag", &keep).unwrap();
         let p = MessageParser::default().parse(&b).unwrap();
         assert_eq!(p.subject(), Some("Uitslag"));
         assert_eq!(

@@ -54,6 +54,8 @@ pub struct Relay {
     /// (blobs, metadata, queue), but bounded, because each holds its message in memory.
     sealing: Arc<Semaphore>,
     protector: Arc<crate::protect::Protector>,
+    /// Written on every message sent, checked on messages that come back (crate::marker).
+    marker: crate::marker::Marker,
     /// Idle connections to next hops, reused for the following messages.
     pool: Mutex<HashMap<SocketAddr, Vec<(Instant, Connection)>>>,
 }
@@ -65,6 +67,7 @@ impl Relay {
         resolved: &crate::config::Resolved,
         pipeline: Arc<crate::pipeline::Pipeline>,
         protector: Arc<crate::protect::Protector>,
+        marker: crate::marker::Marker,
     ) -> Result<Relay, String> {
         let resolver = match resolved.next_hop {
             NextHop::Mx => Some(route::resolver(&resolved.dns_servers)?),
@@ -105,6 +108,7 @@ impl Relay {
             sealing: Arc::new(Semaphore::new(cfg.policy.inspect_concurrency.max(1) * 4)),
             pipeline,
             protector,
+            marker,
             cfg,
         })
     }
@@ -321,7 +325,7 @@ impl Relay {
         self.schedule(id, st.next_attempt);
     }
 
-    async fn deliver_pending(&self, id: &str, env: &Envelope, st: &mut DeliveryState) {
+    async fn deliver_pending(self: &Arc<Self>, id: &str, env: &Envelope, st: &mut DeliveryState) {
         let pending: Vec<usize> = (0..env.recipients.len())
             .filter(|&i| st.status[i].is_pending())
             .collect();
@@ -332,17 +336,15 @@ impl Relay {
         match &self.hop {
             NextHop::Maildir(dir) => {
                 for &i in &pending {
-                    let (store, dir, id2) = (self.store.clone(), dir.clone(), id.to_string());
+                    let (dir, id2) = (dir.clone(), id.to_string());
                     let (from, rcpt) = (env.mail_from.clone(), env.recipients[i].address.clone());
                     let target = dir.clone();
                     let strip = self.stripper(st);
+                    let me = self.clone();
                     let r = tokio::task::spawn_blocking(move || {
-                        let (_, mut msg) = store.open_message(&id2).map_err(io::Error::other)?;
-                        if let Some(f) = strip {
-                            let mut all = Vec::new();
-                            msg.read_to_end(&mut all)?;
-                            msg = Box::new(io::Cursor::new(f(&all)));
-                        }
+                        let (head, rest) =
+                            me.whole(&id2, strip.as_ref(), std::slice::from_ref(&rcpt))?;
+                        let msg = Box::new(io::Cursor::new(head).chain(io::Cursor::new(rest)));
                         maildir::deliver(&target, &id2, &from, &rcpt, msg)
                     })
                     .await

@@ -63,7 +63,10 @@ impl Relay {
                     Err(f) => return vec![f; tx.rcpts.len()],
                 },
             };
-            match conn.send(tx, self.body(id, self.stripper(st))).await {
+            match conn
+                .send(tx, self.body(id, self.stripper(st), &tx.rcpts))
+                .await
+            {
                 Ok(outcomes) => {
                     self.put_pooled(addr, conn);
                     return outcomes;
@@ -74,7 +77,6 @@ impl Relay {
         }
     }
 
-    /// The message bytes, read and decrypted on a blocking thread, in bounded chunks.
     /// The transformation that takes tags and control headers out, when one is needed.
     pub(super) fn stripper(&self, st: &DeliveryState) -> Option<Stripper> {
         let subject = st.strip.clone()?;
@@ -84,61 +86,104 @@ impl Relay {
         }))
     }
 
-    fn body(&self, id: &str, strip: Option<Stripper>) -> mpsc::Receiver<io::Result<Vec<u8>>> {
+    /// The message bytes as they leave, with this installation's marker for them and these
+    /// recipients (crate::marker), in bounded chunks.
+    fn body(
+        &self,
+        id: &str,
+        strip: Option<Stripper>,
+        rcpts: &[&str],
+    ) -> mpsc::Receiver<io::Result<Vec<u8>>> {
         let (tx, rx) = mpsc::channel(4);
-        if let Some(f) = strip {
-            // Rare (the sender used tags or headers): the whole message is rewritten in memory.
-            let r = self
-                .store
-                .open_message(id)
-                .map_err(|e| io::Error::other(e.to_string()))
-                .and_then(|(_, mut m)| {
-                    let mut v = Vec::new();
-                    m.read_to_end(&mut v).map(|_| f(&v))
-                });
-            let _ = tx.try_send(r);
+        let rcpts: Vec<String> = rcpts.iter().map(|r| r.to_string()).collect();
+        // Small messages (and the rare ones with tags or headers to strip) are read whole,
+        // right here: cheaper than a hand-off to a blocking thread.
+        if strip.is_some() || self.store.stored_size(id) <= INLINE_BODY {
+            match self.whole(id, strip.as_ref(), &rcpts) {
+                Ok((head, rest)) => {
+                    let _ = tx.try_send(Ok(head));
+                    let _ = tx.try_send(Ok(rest));
+                }
+                Err(e) => {
+                    let _ = tx.try_send(Err(e));
+                }
+            }
             return rx;
         }
-        // Small messages are read right here: cheaper than a hand-off to a blocking thread.
-        if self.store.stored_size(id) <= INLINE_BODY {
-            let r = self
-                .store
-                .open_message(id)
-                .map_err(|e| io::Error::other(e.to_string()))
-                .and_then(|(_, mut m)| {
-                    let mut v = Vec::with_capacity(INLINE_BODY as usize);
-                    m.read_to_end(&mut v).map(|_| v)
-                });
-            let _ = tx.try_send(r);
-            return rx;
-        }
-        let store = self.store.clone();
+        // Larger ones are read twice on a blocking thread: once for the marker, which goes in
+        // front, then to be sent.
+        let (store, marker) = (self.store.clone(), self.marker.clone());
         let id = id.to_string();
         tokio::task::spawn_blocking(move || {
-            let mut msg = match store.open_message(&id) {
-                Ok((_, m)) => m,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
-                    return;
+            let send = |r| tx.blocking_send(r).is_ok();
+            let mut digester = crate::marker::canon::Digester::default();
+            let digested = chunks(&store, &id, |c| {
+                digester.update(c);
+                true
+            });
+            if let Err(e) = digested {
+                let _ = send(Err(e));
+                return;
+            }
+            let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+            let field = marker.field(&digester.finish(), &refs, crate::queue::now());
+            let mut first = true;
+            let sent = chunks(&store, &id, |c| {
+                if std::mem::take(&mut first) {
+                    let (mut head, skip) = crate::marker::splice(&field, c);
+                    head.extend_from_slice(&c[skip..]);
+                    send(Ok(head))
+                } else {
+                    send(Ok(c.to_vec()))
                 }
-            };
-            loop {
-                let mut buf = vec![0u8; 64 * 1024];
-                match msg.read(&mut buf) {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        if tx.blocking_send(Ok(buf)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
-                }
+            });
+            if let Err(e) = sent {
+                let _ = send(Err(e));
             }
         });
         rx
+    }
+
+    /// A whole message as it leaves, stripped when asked: its first bytes with the marker
+    /// spliced in, and the rest.
+    pub(super) fn whole(
+        &self,
+        id: &str,
+        strip: Option<&Stripper>,
+        rcpts: &[String],
+    ) -> io::Result<(Vec<u8>, Vec<u8>)> {
+        let (_, mut m) = self
+            .store
+            .open_message(id)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let mut v = Vec::with_capacity(INLINE_BODY as usize);
+        m.read_to_end(&mut v)?;
+        if let Some(f) = strip {
+            v = f(&v);
+        }
+        let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+        let d = crate::marker::canon::digest(&v);
+        let field = self.marker.field(&d, &refs, crate::queue::now());
+        let (head, skip) = crate::marker::splice(&field, &v);
+        v.drain(..skip);
+        Ok((head, v))
+    }
+}
+
+/// Reads a queued message in 64 KiB pieces until `f` says stop.
+fn chunks(
+    store: &crate::queue::QueueStore,
+    id: &str,
+    mut f: impl FnMut(&[u8]) -> bool,
+) -> io::Result<()> {
+    let (_, mut msg) = store
+        .open_message(id)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = msg.read(&mut buf)?;
+        if n == 0 || !f(&buf[..n]) {
+            return Ok(());
+        }
     }
 }

@@ -2,8 +2,9 @@
 
 use super::protect::Protection;
 use super::{Relay, dsn, now_ms};
+use crate::policy::decide::Decision;
 use crate::policy::decide::Verdict;
-use crate::queue::{DeliveryState, Envelope};
+use crate::queue::{DeliveryState, Envelope, now};
 
 impl Relay {
     /// Examines a message the first time it is attempted and acts on the decision.
@@ -14,7 +15,8 @@ impl Relay {
         env: &Envelope,
         st: &mut DeliveryState,
     ) -> Option<String> {
-        if env.internal || env.already_processed {
+        // Mail sluis wrote itself leaves as written: it has no tags or control headers.
+        if env.internal || env.protected.is_some() {
             return None;
         }
         let mut subject = None;
@@ -33,9 +35,16 @@ impl Relay {
             let pipeline = self.pipeline.clone();
             let idc = id.to_string();
             let rcpts: Vec<String> = env.recipients.iter().map(|r| r.address.clone()).collect();
+            let (marker, mut envc) = (self.marker.clone(), env.clone());
             let r = tokio::task::spawn_blocking(move || {
                 let bytes = store.read_shared(&idc).map_err(|e| e.to_string())?;
-                Ok::<_, String>(pipeline.examine(&bytes, &rcpts))
+                let looped = envc.already_processed || marker.check(&mut envc, &bytes, now());
+                let mut ex = pipeline.examine(&bytes, &rcpts);
+                // A loop is not decided again, but it is stripped like any other message.
+                if looped {
+                    ex.decision = looped_decision(ex.decision);
+                }
+                Ok::<_, String>(ex)
             })
             .await
             .map_err(|e| e.to_string())
@@ -101,5 +110,22 @@ impl Relay {
             .find(|f| f.name.eq_ignore_ascii_case("subject"))
             .map(|f| crate::headers::unfold(f.value))
             .unwrap_or_default()
+    }
+}
+
+/// The decision for a mail that came back with this gateway's marker: it leaves as it is, as
+/// it did the first time (its `[unsecure]` opt-out, say, was stripped then).
+fn looped_decision(examined: Decision) -> Decision {
+    Decision {
+        verdict: Verdict::Deliver,
+        rules: Vec::new(),
+        findings: Vec::new(),
+        unscannable: Vec::new(),
+        reasons: vec![
+            "came back with this gateway's marker for this content and these recipients \
+             (a loop): sent on as it is, not examined again"
+                .into(),
+        ],
+        ..examined
     }
 }

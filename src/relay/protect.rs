@@ -134,6 +134,7 @@ pub(crate) fn copy_envelope(
         received_at: t,
         body_8bit: true,
         already_processed: true,
+        markers: Vec::new(),
         internal: false,
         protected: Some(ProtectedCopy {
             message: message.to_string(),

@@ -31,12 +31,15 @@ pub struct Copy<'a> {
     pub link: &'a str,
     pub expires: DateTime<Utc>,
     pub files: &'a [FileInfo],
-    /// Replace the subject by a neutral one (secure message, as the policy says).
+    /// Replace the subject by a neutral one (secure message, as the policy says, or because
+    /// something was found in the subject).
     pub neutral_subject: bool,
     /// The subject without tags.
     pub subject: &'a str,
     /// `[organisation] address_form = "u"`: the Dutch text addresses the recipient as 'u'.
     pub formal: bool,
+    /// Parts of the original that stay in the mail (crate::protect::inline), by index.
+    pub inline: &'a [usize],
 }
 
 pub fn escape(s: &str) -> String {
@@ -156,25 +159,45 @@ fn footer_html(first: &Lang, second: &Lang, c: &Copy<'_>) -> String {
         .collect()
 }
 
+/// Header fields of the original that a secure message's notification carries: addresses,
+/// date and threading, and the trace fields. Nothing else of the original travels (a custom
+/// header or `Thread-Topic` can carry what the message protects).
+const SECURE_FIELDS: &[&str] = &[
+    "received",
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "date",
+    "message-id",
+    "in-reply-to",
+    "references",
+];
+
 /// Header fields of the original that the copy keeps as they were written.
-fn kept_headers(original: &[u8]) -> Vec<u8> {
+fn kept_headers(original: &[u8], protection: Protection) -> Vec<u8> {
     let n = headers::block_len(original);
     let mut out = Vec::new();
     for f in headers::split_fields(&original[..n]) {
         let lower = f.name.to_ascii_lowercase();
-        let drop = matches!(
-            lower.as_str(),
-            "bcc"
-                | "subject"
-                | "mime-version"
-                | "content-type"
-                | "content-transfer-encoding"
-                | "content-disposition"
-                | "content-id"
-                | "content-description"
-                | "dkim-signature"
-        ) || (lower.starts_with("x-sluis-") && lower != "x-sluis-processed");
-        if !drop {
+        let keep = if protection == Protection::SecureMessage {
+            SECURE_FIELDS.contains(&lower.as_str())
+        } else {
+            !matches!(
+                lower.as_str(),
+                "bcc"
+                    | "subject"
+                    | "mime-version"
+                    | "content-type"
+                    | "content-transfer-encoding"
+                    | "content-disposition"
+                    | "content-id"
+                    | "content-description"
+                    | "dkim-signature"
+            ) && !lower.starts_with("x-sluis-")
+        };
+        if keep {
             out.extend_from_slice(f.raw);
         }
     }
@@ -190,17 +213,6 @@ pub fn has_html(msg: &mail_parser::Message<'_>) -> bool {
             Some(PartType::Html(_))
         )
     })
-}
-
-/// Whether a part stays in the mail as an inline image of the HTML body (it has a Content-ID and
-/// is not marked as an attachment) rather than becoming a protected file.
-pub fn kept_inline(has_html: bool, part: &MessagePart<'_>) -> bool {
-    has_html
-        && part.content_id().is_some()
-        && part
-            .content_disposition()
-            .is_none_or(|d| !d.is_attachment())
-        && matches!(part.body, PartType::InlineBinary(_) | PartType::Binary(_))
 }
 
 /// `type/subtype` of a part, `application/octet-stream` when it says nothing.
@@ -283,9 +295,9 @@ fn build_parsed<'a>(
                     None => format!("{h}{block}"),
                 }
             });
-            // Inline images the HTML refers to stay; every other attachment is replaced.
+            // Inline images the HTML needs stay; every other attachment is replaced.
             if let (Some(d), true) = (decoded, html.is_some()) {
-                for part in d.msg.parts.iter().filter(|p| kept_inline(true, p)) {
+                for part in c.inline.iter().filter_map(|&i| d.msg.parts.get(i)) {
                     if let (Some(cid), Some(data)) = (part.content_id(), d.bytes(part)) {
                         body = body.inline(content_type(part), cid.to_string(), data.into_owned());
                     }
@@ -298,7 +310,7 @@ fn build_parsed<'a>(
     if let Some(h) = html {
         body = body.html_body(h);
     }
-    let mut out = kept_headers(original);
+    let mut out = kept_headers(original, c.protection);
     out.extend_from_slice(
         format!(
             "Subject: {}\r\nMIME-Version: 1.0\r\n",

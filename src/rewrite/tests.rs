@@ -11,7 +11,8 @@ Date: Wed, 25 Nov 2026 10:00:00 +0000\r\n\
 Message-ID: <abc@org.test>\r\n\
 In-Reply-To: <prev@extern.test>\r\n\
 References: <prev@extern.test>\r\n\
-X-Sluis-Processed: v1; mac=00\r\n\
+Thread-Topic: Uitslag 111222333\r\n\
+X-Patient: 111222333\r\n\
 X-Sluis-Mode: secure\r\n\
 DKIM-Signature: v=1; a=rsa-sha256; b=xyz\r\n\
 MIME-Version: 1.0\r\n\
@@ -36,6 +37,7 @@ fn copy<'a>(p: Protection, files: &'a [FileInfo]) -> Copy<'a> {
         neutral_subject: false,
         subject: "Uitslag",
         formal: false,
+        inline: &[],
     }
 }
 
@@ -88,7 +90,6 @@ fn headers_kept_dropped_and_threading_intact() {
         "Message-ID: <abc@org.test>\r\n",
         "In-Reply-To: <prev@extern.test>\r\n",
         "References: <prev@extern.test>\r\n",
-        "X-Sluis-Processed: v1; mac=00\r\n",
         "Subject: Uitslag\r\n",
     ] {
         assert!(s.contains(kept), "missing {kept:?} in {s}");
@@ -99,9 +100,21 @@ fn headers_kept_dropped_and_threading_intact() {
         "X-Sluis-Mode",
         "DKIM-Signature",
         "[beveiligd]",
+        "Thread-Topic",
+        "X-Patient",
+        "111222333",
     ] {
         assert!(!s.contains(dropped), "{dropped} must not leave: {s}");
     }
+    // Files protection keeps the original's other fields (nothing was found in the text).
+    let files =
+        String::from_utf8_lossy(&build(ORIGINAL, &copy(Protection::SecureFiles, &[])).unwrap())
+            .into_owned();
+    assert!(files.contains("X-Patient: 111222333\r\n"), "{files}");
+    assert!(
+        !files.contains("X-Sluis-Mode") && !files.contains("Bcc:"),
+        "{files}"
+    );
     let mut neutral = copy(Protection::SecureMessage, &[]);
     neutral.neutral_subject = true;
     let s = String::from_utf8_lossy(&build(ORIGINAL, &neutral).unwrap()).into_owned();

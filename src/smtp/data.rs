@@ -287,20 +287,31 @@ impl Assembler {
             .iter()
             .find(|f| f.name.eq_ignore_ascii_case("message-id"))
             .map(|f| unfold(f.value));
+        // Markers are taken out here whatever they say. One that may be this installation's
+        // (young enough, naming these recipients) is kept aside in the envelope: only once the
+        // whole content is there can it be checked (crate::marker), by admit or the relay.
+        let rcpts: Vec<&str> = self
+            .env
+            .recipients
+            .iter()
+            .map(|r| r.address.as_str())
+            .collect();
+        let now = crate::queue::now();
         for f in fields
             .iter()
             .filter(|f| f.name.eq_ignore_ascii_case(marker::HEADER))
         {
-            match &message_id {
-                Some(id) if self.marker.verify(&unfold(f.value), id) => {
-                    self.env.already_processed = true
+            let value = unfold(f.value);
+            match Marker::parse(&value) {
+                Some(c) if self.marker.plausible(&c, &rcpts, now) && self.env.markers.len() < 4 => {
+                    self.env.markers.push(value)
                 }
                 _ => {
-                    tracing::info!(id = %self.env.id, "removed a foreign or forged {} header", marker::HEADER)
+                    tracing::info!(id = %self.env.id, "removed a foreign, forged or expired {} header", marker::HEADER)
                 }
             }
         }
-        self.env.message_id = message_id.clone();
+        self.env.message_id = message_id;
         let mut inc = match self.store.begin(&self.env) {
             Ok(i) => i,
             Err(e) => {
@@ -311,11 +322,6 @@ impl Assembler {
             }
         };
         let mut head = std::mem::take(&mut self.trace);
-        if let Some(id) = &message_id {
-            head.extend_from_slice(
-                format!("{}: {}\r\n", marker::HEADER, self.marker.value(id)).as_bytes(),
-            );
-        }
         for f in fields {
             if !f.name.eq_ignore_ascii_case(marker::HEADER) {
                 head.extend_from_slice(f.raw);

@@ -17,7 +17,7 @@ const LIMITS: Limits = Limits {
 async fn run(store: &QueueStore, input: &[u8], step: usize) -> (String, Vec<u8>, Option<usize>) {
     let mut asm = Assembler::new(
         store.clone(),
-        Marker::new([7; 32]),
+        Marker::new([7; 32], std::time::Duration::from_secs(86_400)),
         None,
         Envelope::for_tests(),
         b"Received: test\r\n".to_vec(),

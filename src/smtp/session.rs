@@ -401,6 +401,7 @@ impl Session {
             ret_headers_only: tx.flags & MAIL_RET_HDRS != 0,
             message_id: None,
             already_processed: false,
+            markers: Vec::new(),
             internal: false,
             protected: None,
             decided: None,

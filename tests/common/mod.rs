@@ -422,7 +422,7 @@ pub fn split_trace(data: &[u8]) -> (String, Option<String>, &[u8]) {
 }
 
 /// Asserts the next hop got exactly `original` after sluis's trace fields, and returns
-/// the Received field (unfolded, see `unfold`). A marker is required when the original has a Message-ID.
+/// the Received field (unfolded, see `unfold`). Every relayed message carries sluis's marker.
 pub fn assert_relayed_exactly(arrived: &[u8], original: &[u8]) -> String {
     let (received, marker, rest) = split_trace(arrived);
     if rest != original {
@@ -440,13 +440,8 @@ pub fn assert_relayed_exactly(arrived: &[u8], original: &[u8]) -> String {
             String::from_utf8_lossy(&original[lo..(at + 40).min(original.len())]),
         );
     }
-    let has_msgid = header_block(original)
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("message-id:"));
-    if has_msgid {
-        let m = marker.expect("message has a Message-ID but no X-Sluis-Processed marker");
-        assert!(m.starts_with("X-Sluis-Processed: v1;"), "marker: {m:?}");
-    }
+    let m = marker.expect("relayed message without an X-Sluis-Processed marker");
+    assert!(m.starts_with("X-Sluis-Processed: v2;"), "marker: {m:?}");
     unfold(&received)
 }
 

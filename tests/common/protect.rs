@@ -172,3 +172,25 @@ pub fn assert_nowhere(dir: &Path, needle: &[u8]) {
         );
     }
 }
+
+/// The next message at the next hop not in `seen`, which it is added to.
+pub fn next_new(cap: &Capture, seen: &mut std::collections::HashSet<String>) -> Captured {
+    let m = poll(ARRIVAL, "a new message at the next hop", || {
+        cap.messages().into_iter().find(|m| !seen.contains(&m.name))
+    });
+    seen.insert(m.name.clone());
+    m
+}
+
+/// Sends a message from arts@org.test on a fresh session and returns the next new message at
+/// the next hop.
+pub fn send_and_catch(
+    sluis: &Sluis,
+    cap: &Capture,
+    seen: &mut std::collections::HashSet<String>,
+    rcpts: &[&str],
+    msg: &[u8],
+) -> Captured {
+    sluis.session().send_mail("arts@org.test", rcpts, msg);
+    next_new(cap, seen)
+}
