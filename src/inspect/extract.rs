@@ -132,7 +132,12 @@ pub(crate) fn extract(
     }
     match kind {
         Kind::Pdf => match pdf::extract(data, ctx.time_left()) {
-            Ok(t) => ctx.add_text(origin, &t),
+            Ok(e) => {
+                ctx.add_text(origin, &e.text);
+                if let Some(d) = e.damage {
+                    ctx.unscannable(origin, &format!("damaged PDF: {d}"));
+                }
+            }
             Err(e) => ctx.unscannable(origin, &e.to_string()),
         },
         Kind::Zip => zip(ctx, data, origin, depth),
