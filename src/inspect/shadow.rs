@@ -1,0 +1,224 @@
+//! The second line of defence: raw views of every attachment. The detectors also run over an
+//! attachment's bytes as they are and over its inflated streams (PDF `FlateDecode` streams, the
+//! members of a ZIP whose directory cannot be read), so that text a damaged structure hides from
+//! the extractor is still found. Inflating stays within the ratio and byte limits: a stream over
+//! the ratio makes its file unscannable and keeps it from the extractor (a bomb stays refused).
+//!
+//! Binary bytes become text by keeping what reads as text: UTF-8 and ASCII as they are, NUL
+//! dropped (so UTF-16LE text in legacy formats reads as words), other control and invalid bytes
+//! a space. `policy::detect` counts a finding in a raw view only beyond what the extracted text
+//! of the same file gave, so nothing is counted twice.
+
+use flate2::{Decompress, FlushDecompress, Status};
+
+use super::archive::RATIO_FLOOR;
+use super::{Bound, Ctx, html};
+
+/// Bytes as text for matching: see the module comment.
+pub(crate) fn project(bytes: &[u8]) -> String {
+    if let Ok(s) = std::str::from_utf8(bytes)
+        && !s.bytes().any(|b| b == 0)
+    {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\0' => {}
+                '\t' | '\n' | '\r' => out.push(c),
+                c if c.is_control() => out.push(' '),
+                c => out.push(c),
+            }
+        }
+        if !chunk.invalid().is_empty() {
+            out.push(' ');
+        }
+    }
+    out
+}
+
+/// Markup as text, tolerant of any damage: element text kept, tags and attributes dropped.
+pub(crate) fn markup_text(bytes: &[u8]) -> String {
+    html::to_text(&project(bytes))
+}
+
+/// How inflating one stream ended.
+pub(crate) enum Inflated {
+    /// The stream ended properly.
+    Complete(Vec<u8>),
+    /// The data is not a valid stream (or ends early): what came out before that.
+    Broken(Vec<u8>),
+    /// Over the ratio limit (a bomb): nothing kept.
+    Ratio,
+    /// Over the message's byte limit: inspection stops.
+    Stopped,
+}
+
+/// Inflates a zlib (`zlib` true) or raw deflate stream at the start of `data`, within the ratio
+/// limit and the bytes left, and charges what came out.
+pub(crate) fn inflate(ctx: &mut Ctx, data: &[u8], zlib: bool, origin: &str) -> Inflated {
+    let mut d = Decompress::new(zlib);
+    let mut out: Vec<u8> = Vec::with_capacity(data.len().saturating_mul(3).min(1 << 20));
+    let left = ctx.bytes_left();
+    let ratio = ctx.limits.max_ratio;
+    loop {
+        if out.len() == out.capacity() {
+            out.reserve(out.len().max(64 * 1024));
+        }
+        let (consumed, before) = (d.total_in() as usize, d.total_out());
+        let status = d.decompress_vec(&data[consumed..], &mut out, FlushDecompress::None);
+        let stuck = d.total_in() as usize == consumed && d.total_out() == before;
+        let produced = out.len() as u64;
+        let cap = d.total_in().saturating_mul(ratio).max(RATIO_FLOOR);
+        if produced > cap {
+            return Inflated::Ratio;
+        }
+        if produced > left {
+            ctx.stop(origin, Bound::Bytes(ctx.limits.max_total_bytes));
+            return Inflated::Stopped;
+        }
+        match status {
+            Ok(Status::StreamEnd) => break,
+            Ok(_) if !stuck => {}
+            // An error, or no progress with room to write: input ran out (truncated).
+            _ => {
+                ctx.charge(origin, produced);
+                return Inflated::Broken(out);
+            }
+        }
+    }
+    if !ctx.charge(origin, out.len() as u64) {
+        return Inflated::Stopped;
+    }
+    Inflated::Complete(out)
+}
+
+/// Whether the bytes before a PDF `stream` keyword (its dictionary) name `FlateDecode` as the
+/// first filter, and say nothing of encryption.
+fn pdf_flate_dict(dict: &[u8]) -> bool {
+    let Some(f) = memchr::memmem::rfind(dict, b"/Filter") else {
+        return false;
+    };
+    let rest = &dict[f + 7..];
+    let start = rest
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\r' | b'\n' | b'\t' | b'['))
+        .unwrap_or(rest.len());
+    let rest = &rest[start..];
+    rest.starts_with(b"/Fl") && memchr::memmem::find(dict, b"/Crypt").is_none()
+}
+
+/// The raw view of a PDF: its bytes with every `FlateDecode` stream replaced by what it
+/// inflates to. Returns false when a stream is over the ratio limit (the PDF must then not go
+/// to the extractor) or inspection stopped.
+pub(crate) fn pdf(ctx: &mut Ctx, data: &[u8], origin: &str) -> bool {
+    let encrypted = memchr::memmem::find(data, b"/Encrypt").is_some();
+    let mut view: Vec<u8> = Vec::with_capacity(data.len());
+    let mut from = 0usize;
+    let finder = memchr::memmem::Finder::new(b"stream");
+    let mut at = 0usize;
+    while let Some(p) = finder.find(&data[at..]).map(|p| p + at) {
+        at = p + 6;
+        if p >= 3 && &data[p - 3..p] == b"end" {
+            continue;
+        }
+        let body = match data.get(at..at + 2) {
+            Some(b"\r\n") => at + 2,
+            Some([b'\n', _]) | Some([b'\r', _]) => at + 1,
+            _ => continue,
+        };
+        // The stream's dictionary: after the last `obj` keyword before it.
+        let window = &data[p.saturating_sub(4096).max(from)..p];
+        let dict = memchr::memmem::rfind(window, b"obj").map_or(window, |o| &window[o..]);
+        if encrypted || !pdf_flate_dict(dict) {
+            continue;
+        }
+        match inflate(ctx, &data[body..], true, origin) {
+            Inflated::Complete(out) | Inflated::Broken(out) => {
+                view.extend_from_slice(&data[from..body]);
+                view.extend_from_slice(&out);
+                view.push(b'\n');
+                from = body;
+            }
+            Inflated::Ratio => {
+                let ratio = ctx.limits.max_ratio;
+                ctx.unscannable(
+                    origin,
+                    &format!("a PDF stream's compression ratio is above the limit of {ratio} (possible bomb)"),
+                );
+                return false;
+            }
+            Inflated::Stopped => return false,
+        }
+        if !ctx.alive(origin) {
+            return false;
+        }
+    }
+    if from == 0 {
+        ctx.add_shadow(origin, data);
+    } else {
+        view.extend_from_slice(&data[from..]);
+        ctx.add_shadow(origin, &view);
+    }
+    true
+}
+
+/// ZIP local file headers walked without the central directory (for an archive whose directory
+/// cannot be read): each member's data inflated and added to the raw view, within the limits.
+pub(crate) fn zip_members(ctx: &mut Ctx, data: &[u8], origin: &str) {
+    let finder = memchr::memmem::Finder::new(b"PK\x03\x04");
+    let mut at = 0usize;
+    while let Some(p) = finder.find(&data[at..]).map(|p| p + at) {
+        at = p + 4;
+        let Some(h) = data.get(p..p + 30) else { break };
+        let u16_at = |i: usize| u16::from_le_bytes([h[i], h[i + 1]]) as usize;
+        let method = u16_at(8);
+        let compressed = u32::from_le_bytes([h[18], h[19], h[20], h[21]]) as usize;
+        let start = p + 30 + u16_at(26) + u16_at(28);
+        let Some(rest) = data.get(start..) else { break };
+        let name = data.get(p + 30..p + 30 + u16_at(26)).unwrap_or_default();
+        let is_markup = name.ends_with(b".xml") || name.ends_with(b".rels");
+        let bytes = match method {
+            8 => match inflate(ctx, rest, false, origin) {
+                Inflated::Complete(out) | Inflated::Broken(out) => out,
+                Inflated::Ratio => continue,
+                Inflated::Stopped => return,
+            },
+            0 => rest[..compressed.min(rest.len())].to_vec(),
+            _ => continue,
+        };
+        if is_markup {
+            ctx.add_shadow_text(origin, &markup_text(&bytes));
+        } else {
+            ctx.add_shadow(origin, &bytes);
+        }
+        if !ctx.alive(origin) {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_reads_as_words() {
+        let utf16: Vec<u8> = "BSN 111222333"
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        assert_eq!(project(&utf16), "BSN 111222333");
+        assert_eq!(project(b"\xff\x01ab\x00c\xc3\xa9 9"), "  abcé 9");
+        assert_eq!(markup_text(b"<a x=\"geheim\"><t>111</t><t>222333</t"), "111222333");
+    }
+
+    #[test]
+    fn pdf_filters() {
+        assert!(pdf_flate_dict(b"<< /Length 5 /Filter /FlateDecode >>\n"));
+        assert!(pdf_flate_dict(b"<</Filter[/FlateDecode/DCTDecode]"));
+        assert!(!pdf_flate_dict(b"<< /Filter [/ASCII85Decode /FlateDecode] >>"));
+        assert!(!pdf_flate_dict(b"<< /Length 5 >>"));
+    }
+}
