@@ -91,6 +91,29 @@ pub(crate) fn open(data: &[u8]) -> Result<(Zip<'_>, Vec<String>), String> {
     Ok((zip, names))
 }
 
+/// The first entry whose local header is missing or names another file than the central
+/// directory does (the zip reader trusts the directory and would read on regardless).
+pub(crate) fn mismatched_entry(zip: &mut Zip<'_>, data: &[u8]) -> Option<String> {
+    for i in 0..zip.len() {
+        let Ok(f) = zip.by_index_raw(i) else {
+            return Some(format!("entry {i} cannot be read"));
+        };
+        let start = usize::try_from(f.header_start()).unwrap_or(usize::MAX);
+        let local = data.get(start..start.saturating_add(30));
+        let name = local.filter(|h| h.starts_with(b"PK\x03\x04")).and_then(|h| {
+            let n = u16::from_le_bytes([h[26], h[27]]) as usize;
+            data.get(start + 30..start + 30 + n)
+        });
+        if name != Some(f.name_raw()) {
+            return Some(format!(
+                "entry '{}': its local header is missing or names another file",
+                String::from_utf8_lossy(f.name_raw())
+            ));
+        }
+    }
+    None
+}
+
 /// Walks the entries of a plain ZIP archive.
 pub(crate) fn walk_zip(
     ctx: &mut Ctx,

@@ -209,6 +209,9 @@ fn zip(ctx: &mut Ctx, data: &[u8], origin: &str, depth: usize) {
             return;
         }
     };
+    if let Some(problem) = archive::mismatched_entry(&mut zip, data) {
+        ctx.unscannable(origin, &format!("damaged ZIP archive: {problem}"));
+    }
     match office::detect(&names) {
         Some(kind) => match office::extract(ctx, &mut zip, &names, kind, origin) {
             Ok(t) => {

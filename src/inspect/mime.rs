@@ -167,11 +167,14 @@ fn walk(ctx: &mut Ctx, msg: &Message<'_>, mode: Mode, prefix: &str, depth: usize
 fn unclosed_multipart(msg: &Message<'_>) -> bool {
     let raw = msg.raw_message();
     msg.parts.iter().any(|part| {
-        if !matches!(part.body, mail_parser::PartType::Multipart(_)) {
+        let Some(ct) = part
+            .content_type()
+            .filter(|ct| ct.ctype().eq_ignore_ascii_case("multipart"))
+        else {
             return false;
-        }
-        let Some(boundary) = part.content_type().and_then(|ct| ct.attribute("boundary")) else {
-            return false;
+        };
+        let Some(boundary) = ct.attribute("boundary") else {
+            return true;
         };
         let close = format!("--{boundary}--");
         memchr::memmem::find(raw, close.as_bytes()).is_none()

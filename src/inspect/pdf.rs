@@ -81,18 +81,77 @@ fn damage(doc: &Document) -> Option<String> {
             }
         }
     }
-    // lopdf uses a stream that fails to inflate as it is (or empty), without an error. Images
-    // hold no text: left out. Bombs never get here (`shadow` refuses them first).
-    for (id, object) in &doc.objects {
-        if let Object::Stream(s) = object
-            && s.dict.get(b"Subtype").and_then(Object::as_name).ok() != Some(&b"Image"[..])
-            && s.filters().ok().and_then(|f| f.first().copied()) == Some(&b"FlateDecode"[..])
-            && std::io::copy(&mut ZlibDecoder::new(&s.content[..]), &mut std::io::sink()).is_err()
-        {
-            return Some(format!("stream {} {} failed to inflate", id.0, id.1));
-        }
+    doc.objects.iter().find_map(|(id, object)| match object {
+        Object::Stream(s) => stream_damage(s).map(|d| format!("stream {} {} {d}", id.0, id.1)),
+        Object::Dictionary(d) => dict_damage(d)
+            .or_else(|| to_unicode_damage(doc, d))
+            .map(|d| format!("object {} {}: {d}", id.0, id.1)),
+        _ => None,
+    })
+}
+
+/// lopdf uses a stream that fails to inflate as it is (or empty), without an error; and a
+/// stream whose /Filter was damaged away is read as if it were not compressed. Images hold no
+/// text: left out. Bombs never get here (`shadow` refuses them first).
+fn stream_damage(s: &pdf_extract::Stream) -> Option<&'static str> {
+    if s.dict.get(b"Subtype").and_then(Object::as_name).ok() == Some(&b"Image"[..]) {
+        return None;
     }
-    None
+    let inflates =
+        |c: &[u8]| std::io::copy(&mut ZlibDecoder::new(c), &mut std::io::sink()).is_ok();
+    match s.filters().ok().and_then(|f| f.first().copied()) {
+        Some(b"FlateDecode") if !inflates(&s.content) => Some("failed to inflate"),
+        None if s.dict.get(b"Filter").is_err()
+            && s.content.len() > 2
+            && s.content[0] & 0x0f == 8
+            && u16::from_be_bytes([s.content[0], s.content[1]]).is_multiple_of(31)
+            && inflates(&s.content) =>
+        {
+            Some("is compressed but names no filter")
+        }
+        _ => None,
+    }
+}
+
+/// Entries of a font dictionary (PDF 2.0, 9.6-9.7), and the font types.
+const FONT_KEYS: &[&[u8]] = &[
+    b"Type", b"Subtype", b"BaseFont", b"FirstChar", b"LastChar", b"Widths", b"FontDescriptor",
+    b"Encoding", b"ToUnicode", b"DescendantFonts", b"Name", b"FontBBox", b"FontMatrix",
+    b"CharProcs", b"Resources", b"CIDSystemInfo", b"DW", b"W", b"DW2", b"W2", b"CIDToGIDMap",
+];
+const FONT_TYPES: &[&[u8]] = &[
+    b"Type0", b"Type1", b"MMType1", b"Type3", b"TrueType", b"CIDFontType0", b"CIDFontType2",
+];
+
+/// A dictionary whose keys were damaged: a key that is not a printable ASCII name, or, in a
+/// font (which decides how glyphs read as text), a key or font type the format does not have.
+fn dict_damage(d: &pdf_extract::Dictionary) -> Option<&'static str> {
+    if d.iter().any(|(k, _)| k.is_empty() || !k.iter().all(|b| (33..=126).contains(b))) {
+        return Some("a damaged entry name");
+    }
+    if !d.has_type(b"Font") {
+        return None;
+    }
+    if d.iter().any(|(k, _)| !FONT_KEYS.contains(&k.as_slice())) {
+        return Some("a font with an entry fonts do not have");
+    }
+    match d.get(b"Subtype").and_then(Object::as_name) {
+        Ok(t) if FONT_TYPES.contains(&t) => None,
+        _ => Some("a font of no known type"),
+    }
+}
+
+/// A font's /ToUnicode map (how its glyphs read as text) that is not a CMap.
+fn to_unicode_damage(doc: &Document, font: &pdf_extract::Dictionary) -> Option<&'static str> {
+    let map = font.get(b"ToUnicode").ok()?;
+    let ok = doc
+        .dereference(map)
+        .and_then(|(_, o)| o.as_stream())
+        .is_ok_and(|s| {
+            s.decompressed_content()
+                .is_ok_and(|c| memchr::memmem::find(&c, b"begincmap").is_some())
+        });
+    (!ok).then_some("its ToUnicode map is not a CMap")
 }
 
 fn run(data: &[u8]) -> Result<Extracted, PdfError> {

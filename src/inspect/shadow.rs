@@ -38,9 +38,19 @@ pub(crate) fn project(bytes: &[u8]) -> String {
     out
 }
 
-/// Markup as text, tolerant of any damage: element text kept, tags and attributes dropped.
+/// XML as text, tolerant of any damage: element text kept, every tag (with its attributes) a
+/// space, so that cells and elements never run together.
 pub(crate) fn markup_text(bytes: &[u8]) -> String {
-    html::to_text(&project(bytes))
+    let text = project(bytes);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(lt) = rest.find('<') {
+        html::push_text(&mut out, &rest[..lt]);
+        out.push(' ');
+        rest = rest[lt..].find('>').map_or("", |gt| &rest[lt + gt + 1..]);
+    }
+    html::push_text(&mut out, rest);
+    out
 }
 
 /// How inflating one stream ended.
@@ -211,7 +221,10 @@ mod tests {
             .collect();
         assert_eq!(project(&utf16), "BSN 111222333");
         assert_eq!(project(b"\xff\x01ab\x00c\xc3\xa9 9"), "  abcé 9");
-        assert_eq!(markup_text(b"<a x=\"geheim\"><t>111</t><t>222333</t"), "111222333");
+        assert_eq!(
+            markup_text(b"<a x=\"geheim\"><t>BSN</t><t>111&amp;222</t"),
+            "  BSN  111&222 "
+        );
     }
 
     #[test]
