@@ -8,6 +8,9 @@
 //! in a debug build; `SLUIS_MUTATIONS=4000` took 55 s), `SLUIS_MUTATION_SEED=N` another series. Variants that
 //! once failed are kept in `tests/fixtures/inspect/mutations/` and checked on every run.
 
+mod common;
+
+use common::docs::{mail_with_attachment, simple_pdf};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,38 +47,6 @@ impl Rng {
     }
 }
 
-/// A one-page PDF that shows `text` in Helvetica, its content stream uncompressed: the file
-/// from the issue.
-fn simple_pdf(text: &str) -> Vec<u8> {
-    let content = format!("BT /F1 12 Tf 20 100 Td ({text}) Tj ET");
-    let objs = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 200] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_string(),
-        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len() + 1),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
-    ];
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objs.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
-    for off in offsets {
-        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objs.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
-}
-
 fn zip_of(name: &str, data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
@@ -103,7 +74,7 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
     let txt = fixture("vertrouwelijk.txt");
     vec![
         ("libreoffice.pdf", fixture("vertrouwelijk.pdf")),
-        ("eenvoudig.pdf", simple_pdf("Burgerservicenummer 111222333")),
+        ("eenvoudig.pdf", simple_pdf("Burgerservicenummer 111222333", true)),
         ("vertrouwelijk.docx", fixture("vertrouwelijk.docx")),
         ("vertrouwelijk.xlsx", fixture("vertrouwelijk.xlsx")),
         ("vertrouwelijk.odt", fixture("vertrouwelijk.odt")),
@@ -114,23 +85,7 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 fn mail_with(name: &str, data: &[u8]) -> Vec<u8> {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
-    let mut m = format!(
-        "From: arts@org.test\r\nTo: patient@gmail.test\r\nSubject: stukken\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"grens\"\r\n\r\n--grens\r\n\
-         Content-Type: text/plain\r\n\r\nZie bijlage.\r\n--grens\r\n\
-         Content-Type: application/octet-stream\r\n\
-         Content-Disposition: attachment; filename=\"{name}\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\n"
-    )
-    .into_bytes();
-    for line in b64.as_bytes().chunks(76) {
-        m.extend_from_slice(line);
-        m.extend_from_slice(b"\r\n");
-    }
-    m.extend_from_slice(b"--grens--\r\n");
-    m
+    mail_with_attachment("patient@gmail.test", "stukken", name, data)
 }
 
 /// Byte ranges holding the identifier or a keyword as written, with two bytes on either side:
