@@ -64,11 +64,16 @@ fn explain_names_the_damaged_file_and_why() {
     );
     // The raw bytes still show the number: found there, masked.
     assert!(
-        text.contains("finding:    burgerservicenummer (BSN) [bsn] in attachment scan.pdf (raw bytes)"),
+        text.contains(
+            "finding:    burgerservicenummer (BSN) [bsn] in attachment scan.pdf (raw bytes)"
+        ),
         "{text}"
     );
     assert!(!text.contains("111222333"), "{text}");
-    assert!(text.contains("decision:   protect: secure message"), "{text}");
+    assert!(
+        text.contains("decision:   protect: secure message"),
+        "{text}"
+    );
 
     // A PDF the extractor panics on: unscannable, said so, and still protected.
     let crash = simple_pdf("Tot morgen", false);
@@ -84,7 +89,10 @@ fn explain_names_the_damaged_file_and_why() {
         text.contains("unscannable: attachment groet.pdf: PDF parser crashed"),
         "{text}"
     );
-    assert!(text.contains("decision:   protect: secure message"), "{text}");
+    assert!(
+        text.contains("decision:   protect: secure message"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -108,8 +116,7 @@ fn damaged_and_crashing_pdfs_never_leave_in_clear_and_the_gateway_stays_up() {
                 let filler = "Tot ziens, tot morgen.\r\n".repeat(14_000);
                 msg.splice(
                     end..end,
-                    format!("--grens\r\nContent-Type: text/plain\r\n\r\n{filler}\r\n")
-                        .into_bytes(),
+                    format!("--grens\r\nContent-Type: text/plain\r\n\r\n{filler}\r\n").into_bytes(),
                 );
             }
             (tag, msg)

@@ -72,7 +72,8 @@ pub(crate) fn read_entry_into<R: Read + Seek>(
     if !ctx.charge(origin, got) {
         return Err(EntryError::Stopped);
     }
-    read.map(|_| ()).map_err(|e| EntryError::Corrupt(e.to_string()))
+    read.map(|_| ())
+        .map_err(|e| EntryError::Corrupt(e.to_string()))
 }
 
 /// A zip over borrowed bytes.
@@ -100,10 +101,12 @@ pub(crate) fn mismatched_entry(zip: &mut Zip<'_>, data: &[u8]) -> Option<String>
         };
         let start = usize::try_from(f.header_start()).unwrap_or(usize::MAX);
         let local = data.get(start..start.saturating_add(30));
-        let name = local.filter(|h| h.starts_with(b"PK\x03\x04")).and_then(|h| {
-            let n = u16::from_le_bytes([h[26], h[27]]) as usize;
-            data.get(start + 30..start + 30 + n)
-        });
+        let name = local
+            .filter(|h| h.starts_with(b"PK\x03\x04"))
+            .and_then(|h| {
+                let n = u16::from_le_bytes([h[26], h[27]]) as usize;
+                data.get(start + 30..start + 30 + n)
+            });
         if name != Some(f.name_raw()) {
             return Some(format!(
                 "entry '{}': its local header is missing or names another file",
@@ -204,7 +207,13 @@ fn header_sum_ok(header: &[u8]) -> bool {
     let sum: u64 = header
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as u64 })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                b as u64
+            }
+        })
         .sum();
     octal(&header[148..156]).is_some_and(|s| s == sum)
 }
@@ -215,7 +224,10 @@ pub(crate) fn walk_tar(ctx: &mut Ctx, data: &[u8], origin: &str, depth: usize) {
     let mut pos = 0usize;
     loop {
         let Some(header) = data.get(pos..pos + 512) else {
-            ctx.unscannable(origin, "corrupt tar archive (truncated: no end-of-archive marker)");
+            ctx.unscannable(
+                origin,
+                "corrupt tar archive (truncated: no end-of-archive marker)",
+            );
             return;
         };
         if header.iter().all(|b| *b == 0) {

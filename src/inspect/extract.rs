@@ -7,8 +7,8 @@ use super::pdf;
 use super::rtf;
 use super::shadow;
 use super::text;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use super::{Bound, Ctx, html, mime};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -139,7 +139,10 @@ pub(crate) fn extract(
         read(ctx, kind, name, data, origin, depth);
     }));
     if read.is_err() {
-        ctx.unscannable(origin, "the extractor crashed on this file (damaged or hostile)");
+        ctx.unscannable(
+            origin,
+            "the extractor crashed on this file (damaged or hostile)",
+        );
     }
 }
 

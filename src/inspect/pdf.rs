@@ -77,7 +77,9 @@ fn damage(doc: &Document) -> Option<String> {
                 .and_then(Object::as_stream)
                 .is_ok_and(|s| s.decompressed_content().is_ok());
             if !ok {
-                return Some(format!("a content stream of page {number} could not be read"));
+                return Some(format!(
+                    "a content stream of page {number} could not be read"
+                ));
             }
         }
     }
@@ -97,8 +99,7 @@ fn stream_damage(s: &pdf_extract::Stream) -> Option<&'static str> {
     if s.dict.get(b"Subtype").and_then(Object::as_name).ok() == Some(&b"Image"[..]) {
         return None;
     }
-    let inflates =
-        |c: &[u8]| std::io::copy(&mut ZlibDecoder::new(c), &mut std::io::sink()).is_ok();
+    let inflates = |c: &[u8]| std::io::copy(&mut ZlibDecoder::new(c), &mut std::io::sink()).is_ok();
     match s.filters().ok().and_then(|f| f.first().copied()) {
         Some(b"FlateDecode") if !inflates(&s.content) => Some("failed to inflate"),
         None if s.dict.get(b"Filter").is_err()
@@ -115,18 +116,44 @@ fn stream_damage(s: &pdf_extract::Stream) -> Option<&'static str> {
 
 /// Entries of a font dictionary (PDF 2.0, 9.6-9.7), and the font types.
 const FONT_KEYS: &[&[u8]] = &[
-    b"Type", b"Subtype", b"BaseFont", b"FirstChar", b"LastChar", b"Widths", b"FontDescriptor",
-    b"Encoding", b"ToUnicode", b"DescendantFonts", b"Name", b"FontBBox", b"FontMatrix",
-    b"CharProcs", b"Resources", b"CIDSystemInfo", b"DW", b"W", b"DW2", b"W2", b"CIDToGIDMap",
+    b"Type",
+    b"Subtype",
+    b"BaseFont",
+    b"FirstChar",
+    b"LastChar",
+    b"Widths",
+    b"FontDescriptor",
+    b"Encoding",
+    b"ToUnicode",
+    b"DescendantFonts",
+    b"Name",
+    b"FontBBox",
+    b"FontMatrix",
+    b"CharProcs",
+    b"Resources",
+    b"CIDSystemInfo",
+    b"DW",
+    b"W",
+    b"DW2",
+    b"W2",
+    b"CIDToGIDMap",
 ];
 const FONT_TYPES: &[&[u8]] = &[
-    b"Type0", b"Type1", b"MMType1", b"Type3", b"TrueType", b"CIDFontType0", b"CIDFontType2",
+    b"Type0",
+    b"Type1",
+    b"MMType1",
+    b"Type3",
+    b"TrueType",
+    b"CIDFontType0",
+    b"CIDFontType2",
 ];
 
 /// A dictionary whose keys were damaged: a key that is not a printable ASCII name, or, in a
 /// font (which decides how glyphs read as text), a key or font type the format does not have.
 fn dict_damage(d: &pdf_extract::Dictionary) -> Option<&'static str> {
-    if d.iter().any(|(k, _)| k.is_empty() || !k.iter().all(|b| (33..=126).contains(b))) {
+    if d.iter()
+        .any(|(k, _)| k.is_empty() || !k.iter().all(|b| (33..=126).contains(b)))
+    {
         return Some("a damaged entry name");
     }
     if !d.has_type(b"Font") {
@@ -289,7 +316,10 @@ mod tests {
         assert!(normalize(&e.text).contains("burgerservicenummer 111222333"));
         // The case: the page object is damaged, the content stream intact. lopdf
         // logs the load error and the document has no pages: once "no text, no findings".
-        let at = good.windows(8).position(|w| w == b"3 0 obj\n").expect("page");
+        let at = good
+            .windows(8)
+            .position(|w| w == b"3 0 obj\n")
+            .expect("page");
         let mut bad = good.clone();
         bad[at + 4..at + 7].copy_from_slice(b"oXj");
         let e = extract(&bad, Duration::from_secs(10)).expect("loads");

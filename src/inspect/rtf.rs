@@ -107,7 +107,9 @@ pub(crate) fn extract(data: &[u8]) -> Result<RtfText, RtfError> {
                 // The document's group has closed: only white space (or NULs) may follow.
                 if open == 0
                     && damage.is_none()
-                    && data[i..].iter().any(|b| !b.is_ascii_whitespace() && *b != 0)
+                    && data[i..]
+                        .iter()
+                        .any(|b| !b.is_ascii_whitespace() && *b != 0)
                 {
                     damage = Some("data after the end of the document".to_string());
                 }
@@ -286,10 +288,16 @@ mod tests {
     #[test]
     fn unbalanced_groups_are_damage() {
         let t = extract(br"{\rtf1 BSN {\b 111222333}").expect("rtf");
-        assert_eq!(t.damage.as_deref(), Some("truncated: 1 group(s) not closed"));
+        assert_eq!(
+            t.damage.as_deref(),
+            Some("truncated: 1 group(s) not closed")
+        );
         assert!(normalize(&t.text).contains("111222333"));
         let t = extract(b"{\\rtf1 BSN} 111222333}").expect("rtf");
-        assert_eq!(t.damage.as_deref(), Some("data after the end of the document"));
+        assert_eq!(
+            t.damage.as_deref(),
+            Some("data after the end of the document")
+        );
         assert!(extract(b"{\\rtf1 ok}\r\n\0").expect("rtf").damage.is_none());
     }
 

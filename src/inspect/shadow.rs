@@ -231,7 +231,9 @@ mod tests {
     fn pdf_filters() {
         assert!(pdf_flate_dict(b"<< /Length 5 /Filter /FlateDecode >>\n"));
         assert!(pdf_flate_dict(b"<</Filter[/FlateDecode/DCTDecode]"));
-        assert!(!pdf_flate_dict(b"<< /Filter [/ASCII85Decode /FlateDecode] >>"));
+        assert!(!pdf_flate_dict(
+            b"<< /Filter [/ASCII85Decode /FlateDecode] >>"
+        ));
         assert!(!pdf_flate_dict(b"<< /Length 5 >>"));
     }
 }

@@ -227,7 +227,11 @@ pub fn scan(policy: &Policy, insp: &Inspection) -> Scan {
             .shadows
             .iter()
             .filter(|s| s.origin == file)
-            .flat_map(|s| hits(policy, wanted, &s.text).into_iter().map(|h| (s.text.as_str(), h)))
+            .flat_map(|s| {
+                hits(policy, wanted, &s.text)
+                    .into_iter()
+                    .map(|h| (s.text.as_str(), h))
+            })
             .collect();
         let label = format!("{file} (raw bytes)");
         for (text, h) in raw {

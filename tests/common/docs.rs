@@ -4,14 +4,21 @@
 /// `media_box` false the page has no MediaBox (pdf-extract panics on that).
 pub fn simple_pdf(text: &str, media_box: bool) -> Vec<u8> {
     let content = format!("BT /F1 12 Tf 20 100 Td ({text}) Tj ET");
-    let mb = if media_box { "/MediaBox [0 0 300 200] " } else { "" };
+    let mb = if media_box {
+        "/MediaBox [0 0 300 200] "
+    } else {
+        ""
+    };
     let objs = [
         "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
         "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
         format!(
             "<< /Type /Page /Parent 2 0 R {mb}/Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>"
         ),
-        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len() + 1),
+        format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len() + 1
+        ),
         "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
     ];
     let mut out = b"%PDF-1.4\n".to_vec();
