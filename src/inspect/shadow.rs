@@ -14,28 +14,25 @@ use flate2::{Decompress, FlushDecompress, Status};
 use super::archive::RATIO_FLOOR;
 use super::{Bound, Ctx, html};
 
-/// Bytes as text for matching: see the module comment.
+/// Bytes as text for matching: see the module comment. Bytes that are not UTF-8 as a whole
+/// are read as ASCII (anything else a space): binary data is mostly not text, and non-ASCII
+/// noise would send every word through the slow Unicode path of `normalize`.
 pub(crate) fn project(bytes: &[u8]) -> String {
     if let Ok(s) = std::str::from_utf8(bytes)
-        && !s.bytes().any(|b| b == 0)
+        && memchr::memchr(0, bytes).is_none()
     {
         return s.to_string();
     }
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\0' => {}
-                '\t' | '\n' | '\r' => out.push(c),
-                c if c.is_control() => out.push(' '),
-                c => out.push(c),
-            }
-        }
-        if !chunk.invalid().is_empty() {
-            out.push(' ');
+    let mut out = Vec::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            0 => {}
+            b'\t' | b'\n' | b'\r' | 0x20..=0x7e => out.push(b),
+            _ => out.push(b' '),
         }
     }
-    out
+    // Only ASCII was pushed.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// XML as text, tolerant of any damage: element text kept, every tag (with its attributes) a
@@ -55,10 +52,10 @@ pub(crate) fn markup_text(bytes: &[u8]) -> String {
 
 /// How inflating one stream ended.
 pub(crate) enum Inflated {
-    /// The stream ended properly.
-    Complete(Vec<u8>),
+    /// The stream ended properly: its content, and the input bytes it took.
+    Complete(Vec<u8>, usize),
     /// The data is not a valid stream (or ends early): what came out before that.
-    Broken(Vec<u8>),
+    Broken(Vec<u8>, usize),
     /// Over the ratio limit (a bomb): nothing kept.
     Ratio,
     /// Over the message's byte limit: inspection stops.
@@ -94,14 +91,15 @@ pub(crate) fn inflate(ctx: &mut Ctx, data: &[u8], zlib: bool, origin: &str) -> I
             // An error, or no progress with room to write: input ran out (truncated).
             _ => {
                 ctx.charge(origin, produced);
-                return Inflated::Broken(out);
+                return Inflated::Broken(out, d.total_in() as usize);
             }
         }
     }
     if !ctx.charge(origin, out.len() as u64) {
         return Inflated::Stopped;
     }
-    Inflated::Complete(out)
+    let used = d.total_in() as usize;
+    Inflated::Complete(out, used)
 }
 
 /// Whether the bytes before a PDF `stream` keyword (its dictionary) name `FlateDecode` as the
@@ -117,6 +115,15 @@ fn pdf_flate_dict(dict: &[u8]) -> bool {
         .unwrap_or(rest.len());
     let rest = &rest[start..];
     rest.starts_with(b"/Fl") && memchr::memmem::find(dict, b"/Crypt").is_none()
+}
+
+/// Whether a stream dictionary is an image's or a font program's (no text in its bytes).
+fn pdf_binary_dict(dict: &[u8]) -> bool {
+    let has = |k: &[u8]| memchr::memmem::find(dict, k).is_some();
+    has(b"/Image") || has(b"/Length1") || has(b"/Length2") || has(b"/FontFile") || {
+        // Compact font programs: /Subtype /Type1C, /CIDFontType0C, /OpenType.
+        has(b"/Type1C") || has(b"/CIDFontType0C") || has(b"/OpenType")
+    }
 }
 
 /// The raw view of a PDF: its bytes with every `FlateDecode` stream replaced by what it
@@ -145,11 +152,17 @@ pub(crate) fn pdf(ctx: &mut Ctx, data: &[u8], origin: &str) -> bool {
             continue;
         }
         match inflate(ctx, &data[body..], true, origin) {
-            Inflated::Complete(out) | Inflated::Broken(out) => {
+            Inflated::Complete(out, used) | Inflated::Broken(out, used) => {
                 view.extend_from_slice(&data[from..body]);
-                view.extend_from_slice(&out);
+                // Images and font programs are inflated (a bomb there is refused too) but
+                // hold no text: their bytes stay out of the view.
+                if !pdf_binary_dict(dict) {
+                    view.extend_from_slice(&out);
+                }
                 view.push(b'\n');
-                from = body;
+                // The compressed bytes are not text either.
+                from = body + used;
+                at = at.max(from);
             }
             Inflated::Ratio => {
                 let ratio = ctx.limits.max_ratio;
@@ -191,7 +204,7 @@ pub(crate) fn zip_members(ctx: &mut Ctx, data: &[u8], origin: &str) {
         let is_markup = name.ends_with(b".xml") || name.ends_with(b".rels");
         let bytes = match method {
             8 => match inflate(ctx, rest, false, origin) {
-                Inflated::Complete(out) | Inflated::Broken(out) => out,
+                Inflated::Complete(out, _) | Inflated::Broken(out, _) => out,
                 Inflated::Ratio => continue,
                 Inflated::Stopped => return,
             },
@@ -220,7 +233,8 @@ mod tests {
             .flat_map(|u| u.to_le_bytes())
             .collect();
         assert_eq!(project(&utf16), "BSN 111222333");
-        assert_eq!(project(b"\xff\x01ab\x00c\xc3\xa9 9"), "  abcé 9");
+        assert_eq!(project(b"\xff\x01ab\x00c\xc3\xa9 9"), "  abc   9");
+        assert_eq!(project("cliënt 1".as_bytes()), "cliënt 1");
         assert_eq!(
             markup_text(b"<a x=\"geheim\"><t>BSN</t><t>111&amp;222</t"),
             "  BSN  111&222 "

@@ -193,10 +193,14 @@ pub fn scan(policy: &Policy, insp: &Inspection) -> Scan {
         card: has_kind(policy, DetectorType::Card),
     };
     // Per text scanned: its origin and what each detector found in it.
+    // (A repeated text is counted once, but still belongs to its own file.)
     let mut per_text: Vec<(&str, Vec<usize>)> = Vec::new();
+    let mut seen_counts: Vec<Vec<usize>> = Vec::new();
     for t in &insp.texts {
         let text = t.text.as_str();
-        if seen.contains(&text) {
+        if let Some(k) = seen.iter().position(|s| *s == text) {
+            let counts = seen_counts[k].clone();
+            per_text.push((&t.origin, counts));
             continue;
         }
         seen.push(text);
@@ -205,11 +209,14 @@ pub fn scan(policy: &Policy, insp: &Inspection) -> Scan {
             counts[h.detector] += 1;
             record(&mut out, &t.origin, text, h);
         }
+        seen_counts.push(counts.clone());
         per_text.push((&t.origin, counts));
     }
     // Raw views, per file: a match counts only beyond what the file's extracted text gave for
     // that detector, so text found both ways is counted once, and what extraction missed
     // (a damaged structure, text the extractor skips) still counts.
+    // A raw view seen before (the same file attached twice) is scanned once, as texts are.
+    let mut seen_raw: Vec<&str> = Vec::new();
     let mut files: Vec<&str> = insp.shadows.iter().map(|s| s.origin.as_str()).collect();
     files.sort_unstable();
     files.dedup();
@@ -226,7 +233,13 @@ pub fn scan(policy: &Policy, insp: &Inspection) -> Scan {
         let raw: Vec<(&str, Hit)> = insp
             .shadows
             .iter()
-            .filter(|s| s.origin == file)
+            .filter(|s| {
+                let new = s.origin == file && !seen_raw.contains(&s.text.as_str());
+                if new {
+                    seen_raw.push(&s.text);
+                }
+                new
+            })
             .flat_map(|s| {
                 hits(policy, wanted, &s.text)
                     .into_iter()
@@ -254,3 +267,7 @@ fn ids(found: &[validators::Candidate], kind: Kind) -> Vec<(usize, usize, String
         .map(|c| (c.start, c.end, validators::mask(kind, &c.value)))
         .collect()
 }
+
+#[cfg(test)]
+#[path = "tests_raw.rs"]
+mod tests_raw;
