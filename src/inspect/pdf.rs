@@ -1,4 +1,4 @@
-//! PDF text via pdf-extract, on its own thread under `catch_unwind` and a time bound
+//! PDF text via pdf-extract, on a kept inspection worker under `catch_unwind` and a time bound
 //! (pdf-extract panics on some inputs).
 //!
 //! lopdf (under pdf-extract) only logs an object it cannot load and leaves it out; a page whose
@@ -8,7 +8,6 @@
 //! streams are there and decode. Anything missing makes the text incomplete (`Extracted::damage`).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use flate2::read::ZlibDecoder;
@@ -205,24 +204,17 @@ fn run(data: &[u8]) -> Result<Extracted, PdfError> {
 }
 
 /// Extracts the text of a PDF within `timeout`. On timeout the worker thread is left to finish
-/// on its own (Rust threads cannot be killed); its result is dropped.
+/// on its own (Rust threads cannot be killed) and is not used again; its result is dropped.
 pub(crate) fn extract(data: &[u8], timeout: Duration) -> Result<Extracted, PdfError> {
     let owned = data.to_vec();
-    let (tx, rx) = mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("sluis-pdf".into())
-        .stack_size(32 * 1024 * 1024)
-        .spawn(move || {
-            let r = catch_unwind(AssertUnwindSafe(|| run(&owned)));
-            let _ = tx.send(r.unwrap_or(Err(PdfError::Panic)));
-        });
-    if spawned.is_err() {
-        return catch_unwind(AssertUnwindSafe(|| run(data))).unwrap_or(Err(PdfError::Panic));
-    }
-    match rx.recv_timeout(timeout) {
+    // On a kept inspection worker: a new thread per PDF cost more than many small PDFs take.
+    match super::workers::run(move || run(&owned), timeout) {
         Ok(r) => r,
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(PdfError::Timeout),
-        Err(mpsc::RecvTimeoutError::Disconnected) => Err(PdfError::Panic),
+        Err(super::workers::RunError::NoThread) => {
+            catch_unwind(AssertUnwindSafe(|| run(data))).unwrap_or(Err(PdfError::Panic))
+        }
+        Err(super::workers::RunError::Panicked) => Err(PdfError::Panic),
+        Err(super::workers::RunError::TimedOut) => Err(PdfError::Timeout),
     }
 }
 
