@@ -92,10 +92,18 @@ fn damage(doc: &Document) -> Option<String> {
 }
 
 /// lopdf uses a stream that fails to inflate as it is (or empty), without an error; and a
-/// stream whose /Filter was damaged away is read as if it were not compressed. Images hold no
-/// text: left out. Bombs never get here (`shadow` refuses them first).
+/// stream whose /Filter was damaged away is read as if it were not compressed. Bombs never get
+/// here (`shadow` refuses them first).
 fn stream_damage(s: &pdf_extract::Stream) -> Option<&'static str> {
-    if s.dict.get(b"Subtype").and_then(Object::as_name).ok() == Some(&b"Image"[..]) {
+    // Images, TrueType and compact font programs: never decoded for text (glyphs read as
+    // text through the font's maps, checked elsewhere).
+    let subtype = s.dict.get(b"Subtype").and_then(Object::as_name).ok();
+    let has = |k: &[u8]| s.dict.get(k).is_ok();
+    if matches!(
+        subtype,
+        Some(b"Image" | b"Type1C" | b"CIDFontType0C" | b"OpenType")
+    ) || (has(b"Length1") && !has(b"Length2"))
+    {
         return None;
     }
     let inflates = |c: &[u8]| std::io::copy(&mut ZlibDecoder::new(c), &mut std::io::sink()).is_ok();

@@ -126,6 +126,32 @@ fn pdf_binary_dict(dict: &[u8]) -> bool {
     }
 }
 
+/// Streams that no reader inflates (images, TrueType and compact font programs): the text
+/// extractor never decodes them, so they need no bomb check, and they hold no text.
+fn pdf_unread_dict(dict: &[u8]) -> bool {
+    let has = |k: &[u8]| memchr::memmem::find(dict, k).is_some();
+    has(b"/Image")
+        || (has(b"/Length1") && !has(b"/Length2"))
+        || has(b"/Type1C")
+        || has(b"/CIDFontType0C")
+        || has(b"/OpenType")
+}
+
+/// A stream's `/Length` when given directly (not as a reference).
+fn pdf_direct_length(dict: &[u8]) -> Option<usize> {
+    let at = memchr::memmem::rfind(dict, b"/Length ")? + 8;
+    let rest = &dict[at..];
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let after = &rest[digits..];
+    let reference = after
+        .strip_prefix(b" ")
+        .is_some_and(|a| a.first().is_some_and(u8::is_ascii_digit));
+    if digits == 0 || reference {
+        return None;
+    }
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
 /// The raw view of a PDF: its bytes with every `FlateDecode` stream replaced by what it
 /// inflates to. Returns false when a stream is over the ratio limit (the PDF must then not go
 /// to the extractor) or inspection stopped.
@@ -149,6 +175,15 @@ pub(crate) fn pdf(ctx: &mut Ctx, data: &[u8], origin: &str) -> bool {
         let window = &data[p.saturating_sub(4096).max(from)..p];
         let dict = memchr::memmem::rfind(window, b"obj").map_or(window, |o| &window[o..]);
         if encrypted || !pdf_flate_dict(dict) {
+            continue;
+        }
+        if pdf_unread_dict(dict)
+            && let Some(len) = pdf_direct_length(dict).filter(|l| body + l <= data.len())
+        {
+            view.extend_from_slice(&data[from..body]);
+            view.push(b'\n');
+            from = body + len;
+            at = at.max(from);
             continue;
         }
         match inflate(ctx, &data[body..], true, origin) {
@@ -239,6 +274,23 @@ mod tests {
             markup_text(b"<a x=\"geheim\"><t>BSN</t><t>111&amp;222</t"),
             "  BSN  111&222 "
         );
+    }
+
+    #[test]
+    fn pdf_lengths() {
+        assert_eq!(
+            pdf_direct_length(b"<</Length 387/Filter/FlateDecode>>"),
+            Some(387)
+        );
+        assert_eq!(
+            pdf_direct_length(b"<</Length 12 0 R/Filter/FlateDecode>>"),
+            None
+        );
+        assert_eq!(pdf_direct_length(b"<</Length1 5/Length 7>>"), Some(7));
+        assert!(pdf_unread_dict(
+            b"<</Length 9/Length1 20/Filter/FlateDecode>>"
+        ));
+        assert!(!pdf_unread_dict(b"<</Length1 1/Length2 2/Length3 0>>"));
     }
 
     #[test]
