@@ -259,7 +259,12 @@ impl Ctx {
 
     /// Records a raw view of a file's bytes (see `shadow.rs`).
     pub fn add_shadow(&mut self, origin: &str, bytes: &[u8]) {
-        if self.shadow_bytes < self.limits.max_text_bytes {
+        // Projecting and normalising never makes text longer than the bytes it came from
+        // (ASCII one to one, UTF-8 at most NFKC's growth, cut below): no more than the room
+        // left is read.
+        let room = self.limits.max_text_bytes.saturating_sub(self.shadow_bytes);
+        if room > 0 {
+            let bytes = &bytes[..bytes.len().min(room)];
             self.add_shadow_text(origin, &shadow::project(bytes));
         }
     }

@@ -212,45 +212,49 @@ pub fn scan(policy: &Policy, insp: &Inspection) -> Scan {
         seen_counts.push(counts.clone());
         per_text.push((&t.origin, counts));
     }
-    // Raw views, per file: a match counts only beyond what the file's extracted text gave for
-    // that detector, so text found both ways is counted once, and what extraction missed
-    // (a damaged structure, text the extractor skips) still counts.
-    // A raw view seen before (the same file attached twice) is scanned once, as texts are.
+    for (label, text, h) in raw_view_hits(policy, wanted, insp, &per_text) {
+        record(&mut out, &label, text, h);
+    }
+    out
+}
+
+/// The matches in the raw views that count, with the origin to show. Per file, a match counts
+/// only beyond what the file's extracted text gave for that detector (`per_text`: origin and
+/// counts of every text), so text found both ways is counted once, and what extraction missed
+/// (a damaged structure, text the extractor skips) still counts. A raw view seen before (the
+/// same file attached twice) is scanned once, as texts are.
+fn raw_view_hits<'a>(
+    policy: &Policy,
+    wanted: validators::Wanted,
+    insp: &'a Inspection,
+    per_text: &[(&str, Vec<usize>)],
+) -> Vec<(String, &'a str, Hit)> {
+    let mut out = Vec::new();
     let mut seen_raw: Vec<&str> = Vec::new();
     let mut files: Vec<&str> = insp.shadows.iter().map(|s| s.origin.as_str()).collect();
     files.sort_unstable();
     files.dedup();
     for file in files {
-        // Matches the extracted text already counted, per detector.
-        let mut counted = vec![0usize; n];
-        for (origin, counts) in &per_text {
+        // Matches of the extracted text already counted, per detector.
+        let mut counted = vec![0usize; policy.detectors.len()];
+        for (origin, counts) in per_text {
             if within_file(origin, file) {
                 for (k, c) in counted.iter_mut().zip(counts) {
                     *k += c;
                 }
             }
         }
-        let raw: Vec<(&str, Hit)> = insp
-            .shadows
-            .iter()
-            .filter(|s| {
-                let new = s.origin == file && !seen_raw.contains(&s.text.as_str());
-                if new {
-                    seen_raw.push(&s.text);
-                }
-                new
-            })
-            .flat_map(|s| {
-                hits(policy, wanted, &s.text)
-                    .into_iter()
-                    .map(|h| (s.text.as_str(), h))
-            })
-            .collect();
         let label = format!("{file} (raw bytes)");
-        for (text, h) in raw {
-            match counted.get_mut(h.detector) {
-                Some(k) if *k > 0 => *k -= 1,
-                _ => record(&mut out, &label, text, h),
+        for s in insp.shadows.iter().filter(|s| s.origin == file) {
+            if seen_raw.contains(&s.text.as_str()) {
+                continue;
+            }
+            seen_raw.push(&s.text);
+            for h in hits(policy, wanted, &s.text) {
+                match counted.get_mut(h.detector) {
+                    Some(k) if *k > 0 => *k -= 1,
+                    _ => out.push((label.clone(), s.text.as_str(), h)),
+                }
             }
         }
     }
