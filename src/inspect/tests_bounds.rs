@@ -221,3 +221,61 @@ fn garbage_never_panics() {
     let i = inspect(b"", &Limits::default());
     assert!(i.texts.is_empty());
 }
+
+#[test]
+fn pdf_stream_bomb_is_refused_before_the_extractor() {
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&vec![b' '; 50 * 1024 * 1024]).expect("deflate");
+    let bomb = z.finish().expect("deflate");
+    let mut pdf = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n".to_vec();
+    pdf.extend_from_slice(
+        format!(
+            "4 0 obj\n<< /Length {} /Filter /FlateDecode >>\nstream\n",
+            bomb.len()
+        )
+        .as_bytes(),
+    );
+    pdf.extend_from_slice(&bomb);
+    pdf.extend_from_slice(b"\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n");
+    let started = std::time::Instant::now();
+    let i = inspect(
+        &with_attachments(&[("bom.pdf", "application/pdf", &pdf)]),
+        &Limits::default(),
+    );
+    let u = i
+        .unscannable
+        .iter()
+        .find(|u| u.origin == "attachment bom.pdf")
+        .unwrap_or_else(|| panic!("{:?}", i.unscannable));
+    assert!(u.reason.contains("ratio"), "{}", u.reason);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_zip_without_its_directory_is_read_raw() {
+    // Cut before the central directory: the zip reader gives up, the local entries are intact.
+    let docx = fixture("vertrouwelijk.docx");
+    let cut = docx
+        .windows(4)
+        .position(|w| w == b"PK\x01\x02")
+        .expect("central directory");
+    let i = inspect(
+        &with_attachments(&[("kapot.docx", "application/octet-stream", &docx[..cut])]),
+        &Limits::default(),
+    );
+    assert!(
+        i.unscannable
+            .iter()
+            .any(|u| u.origin == "attachment kapot.docx"),
+        "{:?}",
+        i.unscannable
+    );
+    assert!(
+        i.shadows
+            .iter()
+            .any(|s| s.origin == "attachment kapot.docx" && s.text.contains("bsn) 111222333")),
+        "{:?}",
+        i.shadows
+    );
+}
