@@ -153,6 +153,28 @@ fn hits(policy: &Policy, wanted: validators::Wanted, text: &str) -> Vec<Hit> {
     out
 }
 
+/// Whether the match at `start..end` stands among words: of the tokens around it (40 bytes
+/// either side, split at spaces, outer punctuation stripped), at least three and at least
+/// half are words of two or more letters. Text reads so; binary data read as text is mostly
+/// one- or two-character scraps with symbols in them.
+fn among_words(text: &str, start: usize, end: usize) -> bool {
+    let a = floor(text, start.saturating_sub(40));
+    let b = ceil(text, (end + 40).min(text.len()));
+    let around = [&text[a..start], &text[end..b]];
+    let (mut tokens, mut words) = (0usize, 0usize);
+    for t in around.iter().flat_map(|s| s.split(' ')) {
+        let t = t.trim_matches(|c: char| !c.is_alphanumeric());
+        if t.is_empty() {
+            continue;
+        }
+        tokens += 1;
+        if t.chars().count() >= 2 && t.chars().all(char::is_alphabetic) {
+            words += 1;
+        }
+    }
+    words >= 3 && words * 2 >= tokens
+}
+
 /// Whether text from `origin` belongs to the file at `file` (is it, or lies inside it).
 fn within_file(origin: &str, file: &str) -> bool {
     origin
@@ -251,6 +273,13 @@ fn raw_view_hits<'a>(
             }
             seen_raw.push(&s.text);
             for h in hits(policy, wanted, &s.text) {
+                // Words occur by chance in binary data ("cvc", "hiv"): in a raw view a word
+                // counts only among other words. Identifiers carry their own checksums.
+                if policy.detectors[h.detector].kind == DetectorType::Words
+                    && !among_words(&s.text, h.start, h.end)
+                {
+                    continue;
+                }
                 match counted.get_mut(h.detector) {
                     Some(k) if *k > 0 => *k -= 1,
                     _ => out.push((label.clone(), s.text.as_str(), h)),

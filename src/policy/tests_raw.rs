@@ -29,7 +29,10 @@ fn raw_views_count_only_what_extraction_missed() {
     // does not reach min_count 2.
     let both = Inspection {
         texts: vec![text("attachment a.pdf", "bsn 111222333 factuur")],
-        shadows: vec![text("attachment a.pdf", "(bsn 111222333 factuur) tj")],
+        shadows: vec![text(
+            "attachment a.pdf",
+            "(bsn 111222333 de factuur van vorige maand) tj",
+        )],
         ..Default::default()
     };
     let s = scan(&p, &both);
@@ -68,4 +71,25 @@ fn raw_views_count_only_what_extraction_missed() {
         ..Default::default()
     };
     assert_eq!(scan(&p, &twice).counts[0], 1);
+}
+
+#[test]
+fn words_in_raw_views_count_only_among_words() {
+    let p = policy();
+    let noise = Inspection {
+        shadows: vec![text(
+            "attachment foto.jpg",
+            "q [ z factuur ~ p& 3 x factuur } a+ k",
+        )],
+        ..Default::default()
+    };
+    assert_eq!(scan(&p, &noise).counts[1], 0);
+    let prose = Inspection {
+        shadows: vec![text(
+            "attachment a.pdf",
+            "(hierbij de factuur) tj (en nog een factuur voor u) tj",
+        )],
+        ..Default::default()
+    };
+    assert_eq!(scan(&p, &prose).counts[1], 2);
 }
