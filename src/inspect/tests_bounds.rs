@@ -279,3 +279,51 @@ fn a_zip_without_its_directory_is_read_raw() {
         i.shadows
     );
 }
+
+/// A one-file ustar archive, with its end marker when `end`.
+fn tar_of(name: &str, data: &[u8], end: bool) -> Vec<u8> {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..108].copy_from_slice(b"0000644\0");
+    h[124..136].copy_from_slice(format!("{:011o}\0", data.len()).as_bytes());
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| b as u32).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let mut out = h.to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    if end {
+        out.extend_from_slice(&[0u8; 1024]);
+    }
+    out
+}
+
+#[test]
+fn damaged_tar_and_gzip_are_unscannable_and_read_raw() {
+    use std::io::Write;
+    let text = b"Burgerservicenummer 111222333";
+    let reasons = |data: &[u8], name: &str| -> (Vec<String>, bool) {
+        let i = inspect(
+            &with_attachments(&[(name, "application/octet-stream", data)]),
+            &Limits::default(),
+        );
+        let raw = i.shadows.iter().any(|s| s.text.contains("111222333"));
+        (i.unscannable.into_iter().map(|u| u.reason).collect(), raw)
+    };
+    let good = tar_of("a.txt", text, true);
+    assert_eq!(reasons(&good, "a.tar").0, Vec::<String>::new());
+    let (r, raw) = reasons(&tar_of("a.txt", text, false), "a.tar");
+    assert!(r[0].contains("no end-of-archive marker"), "{r:?}");
+    assert!(raw);
+    let mut flipped = good.clone();
+    flipped[3] ^= 0x20;
+    assert!(reasons(&flipped, "a.tar").0[0].contains("checksum"));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&good).expect("gz");
+    let gz = gz.finish().expect("gz");
+    assert_eq!(reasons(&gz, "a.tar.gz").0, Vec::<String>::new());
+    let (r, _) = reasons(&gz[..gz.len() - 6], "a.tar.gz");
+    assert!(r[0].contains("corrupt gzip data"), "{r:?}");
+}
