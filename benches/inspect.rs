@@ -10,6 +10,8 @@
 
 #[path = "support/inspect_input.rs"]
 mod input;
+#[path = "support/pdf_compare.rs"]
+mod pdf_compare;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use input::*;
@@ -26,6 +28,8 @@ const POLICY_WORDS: usize = 1000;
 const MIN_SECS: f64 = 1.0;
 const MIN_RUNS: usize = 3;
 const TARGET_RATIO: f64 = 0.5;
+/// Copies of each fixture in the attachment mail.
+const ATTACHMENT_COPIES: usize = 80;
 
 /// Best time of at least `MIN_RUNS` runs, run until `MIN_SECS` have passed.
 fn best<F: FnMut()>(mut f: F) -> (Duration, usize) {
@@ -223,7 +227,7 @@ fn main() {
         .unwrap();
 
     let text_mail = text_heavy(&mut rng, &words, 3 * 1024 * 1024);
-    let attach_mail = with_attachments(80);
+    let attach_mail = with_attachments(ATTACHMENT_COPIES);
 
     println!(
         "sluis inspection benchmark: {} policy words, single thread, best of N (>= {MIN_RUNS} runs, >= {MIN_SECS} s)",
@@ -253,6 +257,21 @@ fn main() {
     } else {
         nothing()
     };
+
+    if only.is_empty() || only == "attachments" {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inspect");
+        let pdfs: Vec<Vec<u8>> = ["medisch.pdf", "vertrouwelijk.pdf"]
+            .iter()
+            .map(|n| std::fs::read(dir.join(n)).expect("fixture"))
+            .collect();
+        let pipeline = Duration::from_secs_f64(attach_mail.len() as f64 / (att.pipeline * 1e6));
+        pdf_compare::compare(
+            &pdfs,
+            ATTACHMENT_COPIES,
+            &mut |f: &mut dyn FnMut()| best(f).0,
+            pipeline,
+        );
+    }
 
     println!();
     println!("| mail | measurement | bytes | best ms | runs | MB/s |");

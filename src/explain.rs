@@ -93,7 +93,11 @@ pub fn run(cfg: &Config, message: &Path, from: Option<String>, to: Vec<String>) 
         policy.rules.len()
     );
     println!();
-    println!("parts examined: {}", ex.inspection.texts.len());
+    println!(
+        "parts examined: {} (raw views of attachments: {})",
+        ex.inspection.texts.len(),
+        ex.inspection.shadows.len()
+    );
     for a in &ex.inspection.attachments {
         println!(
             "attachment: {} ({}, {} bytes)",
@@ -102,6 +106,13 @@ pub fn run(cfg: &Config, message: &Path, from: Option<String>, to: Vec<String>) 
     }
     for (origin, why) in &d.unscannable {
         println!("unscannable: {origin}: {why}");
+    }
+    if !d.unscannable.is_empty() {
+        // What "unscannable" means for the admin reading this.
+        println!(
+            "             (not read completely: what could be read was examined, the rest is \
+             unknown, so the file never counts as clean)"
+        );
     }
     println!();
     if d.findings.is_empty() {

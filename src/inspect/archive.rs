@@ -3,14 +3,14 @@
 
 use std::io::{Cursor, Read, Seek};
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 
 use super::extract::extract;
 use super::{Bound, Ctx, join};
 
 /// Entries below this decompressed size are not subject to the ratio check (small, highly
 /// compressible files are normal and harmless).
-const RATIO_FLOOR: u64 = 1024 * 1024;
+pub(crate) const RATIO_FLOOR: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum EntryError {
@@ -24,14 +24,16 @@ pub(crate) enum EntryError {
     Stopped,
 }
 
-/// Reads one entry of a zip, enforcing the ratio and total-bytes bounds on the real
-/// decompressed size (declared sizes can lie).
-pub(crate) fn read_entry<R: Read + Seek>(
+/// Reads one entry of a zip into `buf`, enforcing the ratio and total-bytes bounds on the real
+/// decompressed size (declared sizes can lie). On a corrupt entry `buf` keeps what could be
+/// read before the error (for the raw view), on the other errors it is empty.
+pub(crate) fn read_entry_into<R: Read + Seek>(
     ctx: &mut Ctx,
     zip: &mut zip::ZipArchive<R>,
     index: usize,
     origin: &str,
-) -> Result<Vec<u8>, EntryError> {
+    buf: &mut Vec<u8>,
+) -> Result<(), EntryError> {
     if !ctx.alive(origin) {
         return Err(EntryError::Stopped);
     }
@@ -57,12 +59,10 @@ pub(crate) fn read_entry<R: Read + Seek>(
     let ratio_cap = compressed.saturating_mul(ratio).max(RATIO_FLOOR);
     let left = ctx.bytes_left();
     let cap = ratio_cap.min(left);
-    let mut buf = Vec::new();
-    file.take(cap.saturating_add(1))
-        .read_to_end(&mut buf)
-        .map_err(|e| EntryError::Corrupt(e.to_string()))?;
+    let read = file.take(cap.saturating_add(1)).read_to_end(buf);
     let got = buf.len() as u64;
     if got > cap {
+        buf.clear();
         if cap == ratio_cap {
             return Err(EntryError::Ratio(ratio));
         }
@@ -72,7 +72,8 @@ pub(crate) fn read_entry<R: Read + Seek>(
     if !ctx.charge(origin, got) {
         return Err(EntryError::Stopped);
     }
-    Ok(buf)
+    read.map(|_| ())
+        .map_err(|e| EntryError::Corrupt(e.to_string()))
 }
 
 /// A zip over borrowed bytes.
@@ -91,6 +92,31 @@ pub(crate) fn open(data: &[u8]) -> Result<(Zip<'_>, Vec<String>), String> {
     Ok((zip, names))
 }
 
+/// The first entry whose local header is missing or names another file than the central
+/// directory does (the zip reader trusts the directory and would read on regardless).
+pub(crate) fn mismatched_entry(zip: &mut Zip<'_>, data: &[u8]) -> Option<String> {
+    for i in 0..zip.len() {
+        let Ok(f) = zip.by_index_raw(i) else {
+            return Some(format!("entry {i} cannot be read"));
+        };
+        let start = usize::try_from(f.header_start()).unwrap_or(usize::MAX);
+        let local = data.get(start..start.saturating_add(30));
+        let name = local
+            .filter(|h| h.starts_with(b"PK\x03\x04"))
+            .and_then(|h| {
+                let n = u16::from_le_bytes([h[26], h[27]]) as usize;
+                data.get(start + 30..start + 30 + n)
+            });
+        if name != Some(f.name_raw()) {
+            return Some(format!(
+                "entry '{}': its local header is missing or names another file",
+                String::from_utf8_lossy(f.name_raw())
+            ));
+        }
+    }
+    None
+}
+
 /// Walks the entries of a plain ZIP archive.
 pub(crate) fn walk_zip(
     ctx: &mut Ctx,
@@ -107,10 +133,14 @@ pub(crate) fn walk_zip(
         if !ctx.count_part(&entry_origin) {
             return;
         }
-        match read_entry(ctx, zip, index, &entry_origin) {
-            Ok(bytes) => extract(ctx, name, "", &bytes, &entry_origin, depth + 1),
+        let mut bytes = Vec::new();
+        match read_entry_into(ctx, zip, index, &entry_origin, &mut bytes) {
+            Ok(()) => extract(ctx, name, "", &bytes, &entry_origin, depth + 1),
             Err(EntryError::Stopped) => return,
-            Err(e) => ctx.unscannable(&entry_origin, &e.to_string()),
+            Err(e) => {
+                ctx.unscannable(&entry_origin, &e.to_string());
+                ctx.add_shadow(&entry_origin, &bytes);
+            }
         }
     }
 }
@@ -121,11 +151,15 @@ pub(crate) fn gunzip(ctx: &mut Ctx, name: &str, data: &[u8], origin: &str, depth
     let ratio_cap = (data.len() as u64).saturating_mul(ratio).max(RATIO_FLOOR);
     let cap = ratio_cap.min(ctx.bytes_left());
     let mut buf = Vec::new();
-    let read = GzDecoder::new(data)
+    // Every member: a file may be several gzip streams one after the other.
+    let read = MultiGzDecoder::new(data)
         .take(cap.saturating_add(1))
         .read_to_end(&mut buf);
     if let Err(e) = read {
         ctx.unscannable(origin, &format!("corrupt gzip data: {e}"));
+        if ctx.charge(origin, buf.len() as u64) {
+            ctx.add_shadow(origin, &buf);
+        }
         return;
     }
     if buf.len() as u64 > cap {
@@ -167,12 +201,40 @@ fn octal(field: &[u8]) -> Option<u64> {
     u64::from_str_radix(s, 8).ok()
 }
 
-/// Walks the regular files of a tar archive.
+/// Whether a tar header's checksum (the sum of its bytes, the checksum field read as spaces)
+/// matches the one it records.
+fn header_sum_ok(header: &[u8]) -> bool {
+    let sum: u64 = header
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                b as u64
+            }
+        })
+        .sum();
+    octal(&header[148..156]).is_some_and(|s| s == sum)
+}
+
+/// Walks the regular files of a tar archive. A header whose checksum fails, an entry cut
+/// short and an archive without its end marker (a zero block) are damage.
 pub(crate) fn walk_tar(ctx: &mut Ctx, data: &[u8], origin: &str, depth: usize) {
     let mut pos = 0usize;
-    while pos + 512 <= data.len() {
-        let header = &data[pos..pos + 512];
+    loop {
+        let Some(header) = data.get(pos..pos + 512) else {
+            ctx.unscannable(
+                origin,
+                "corrupt tar archive (truncated: no end-of-archive marker)",
+            );
+            return;
+        };
         if header.iter().all(|b| *b == 0) {
+            return;
+        }
+        if !header_sum_ok(header) {
+            ctx.unscannable(origin, "corrupt tar archive (header checksum mismatch)");
             return;
         }
         let name_end = header[..100].iter().position(|b| *b == 0).unwrap_or(100);

@@ -5,8 +5,10 @@ use super::archive;
 use super::office::{self, XmlMode};
 use super::pdf;
 use super::rtf;
+use super::shadow;
 use super::text;
 use super::{Bound, Ctx, html, mime};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -112,7 +114,9 @@ pub(crate) fn detect(name: &str, content_type: &str, data: &[u8]) -> Kind {
 }
 
 /// Extracts text from one blob and records it (or why it could not be read) in `ctx`.
-/// `depth` is the container depth of this blob (1 for a top-level attachment).
+/// `depth` is the container depth of this blob (1 for a top-level attachment). An extractor
+/// that panics (pdf-extract and lopdf do on hostile input) makes this file unscannable and
+/// nothing else: the rest of the message is still examined.
 pub(crate) fn extract(
     ctx: &mut Ctx,
     name: &str,
@@ -128,18 +132,53 @@ pub(crate) fn extract(
     let container = matches!(kind, Kind::Zip | Kind::Gzip | Kind::Tar | Kind::Eml);
     if container && depth > ctx.limits.max_depth {
         ctx.unscannable(origin, &Bound::Depth(ctx.limits.max_depth).to_string());
+        ctx.add_shadow(origin, data);
         return;
+    }
+    let read = catch_unwind(AssertUnwindSafe(|| {
+        read(ctx, kind, name, data, origin, depth);
+    }));
+    if read.is_err() {
+        ctx.unscannable(
+            origin,
+            "the extractor crashed on this file (damaged or hostile)",
+        );
+    }
+}
+
+fn read(ctx: &mut Ctx, kind: Kind, name: &str, data: &[u8], origin: &str, depth: usize) {
+    // The raw view first: it refuses a PDF with a bomb before the extractor inflates it.
+    match kind {
+        Kind::Pdf => {
+            if !shadow::pdf(ctx, data, origin) {
+                return;
+            }
+        }
+        // Members are read below (or walked raw when the directory is unreadable); a gzip's
+        // content goes to `extract` again; text is its own view.
+        Kind::Zip | Kind::Gzip | Kind::Text => {}
+        _ => ctx.add_shadow(origin, data),
     }
     match kind {
         Kind::Pdf => match pdf::extract(data, ctx.time_left()) {
-            Ok(t) => ctx.add_text(origin, &t),
+            Ok(e) => {
+                ctx.add_text(origin, &e.text);
+                if let Some(d) = e.damage {
+                    ctx.unscannable(origin, &format!("damaged PDF: {d}"));
+                }
+            }
             Err(e) => ctx.unscannable(origin, &e.to_string()),
         },
         Kind::Zip => zip(ctx, data, origin, depth),
         Kind::Gzip => archive::gunzip(ctx, name, data, origin, depth),
         Kind::Tar => archive::walk_tar(ctx, data, origin, depth),
         Kind::Rtf => match rtf::extract(data) {
-            Ok(t) => ctx.add_text(origin, &t),
+            Ok(t) => {
+                ctx.add_text(origin, &t.text);
+                if let Some(d) = t.damage {
+                    ctx.unscannable(origin, &format!("damaged RTF: {d}"));
+                }
+            }
             Err(e) => ctx.unscannable(origin, &e.to_string()),
         },
         Kind::Html => ctx.add_text(origin, &html::to_text(&text::decode(data, None))),
@@ -169,12 +208,21 @@ fn zip(ctx: &mut Ctx, data: &[u8], origin: &str, depth: usize) {
         Ok(z) => z,
         Err(e) => {
             ctx.unscannable(origin, &e);
+            shadow::zip_members(ctx, data, origin);
             return;
         }
     };
+    if let Some(problem) = archive::mismatched_entry(&mut zip, data) {
+        ctx.unscannable(origin, &format!("damaged ZIP archive: {problem}"));
+    }
     match office::detect(&names) {
         Some(kind) => match office::extract(ctx, &mut zip, &names, kind, origin) {
-            Ok(t) => ctx.add_text(origin, &t),
+            Ok(t) => {
+                ctx.add_text(origin, &t.text);
+                if let Some(d) = t.damage {
+                    ctx.unscannable(origin, &format!("damaged {kind:?} document: {d}"));
+                }
+            }
             Err(office::OfficeError::Entry(archive::EntryError::Stopped)) => {}
             Err(e) => ctx.unscannable(origin, &format!("{kind:?} document: {e}")),
         },

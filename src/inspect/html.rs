@@ -140,7 +140,7 @@ fn skip_markup(b: &[u8], i: usize, out: &mut String) -> usize {
 }
 
 /// Appends text with entities resolved.
-fn push_text(out: &mut String, s: &str) {
+pub(crate) fn push_text(out: &mut String, s: &str) {
     let b = s.as_bytes();
     let mut i = 0;
     let mut plain = 0;

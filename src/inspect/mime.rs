@@ -47,6 +47,14 @@ fn content_type_of(part: &mail_parser::MessagePart<'_>, body: &Body<'_>) -> Stri
 /// Walks the parts of one (possibly nested) message; `prefix` is its origin ("" at top level),
 /// `depth` the container depth of the message itself; `mode` how it was parsed.
 fn walk(ctx: &mut Ctx, msg: &Message<'_>, mode: Mode, prefix: &str, depth: usize) {
+    // An attached message cut short loses its closing boundary. (Not asked of the message
+    // itself: that arrived whole, and some mailers leave the closing boundary out.)
+    if !prefix.is_empty() && unclosed_multipart(msg) {
+        ctx.unscannable(
+            prefix,
+            "damaged message: a multipart part has no closing boundary (truncated?)",
+        );
+    }
     if let Some(subject) = msg.subject() {
         ctx.add_text(&join(prefix, "subject"), subject);
     }
@@ -119,6 +127,7 @@ fn walk(ctx: &mut Ctx, msg: &Message<'_>, mode: Mode, prefix: &str, depth: usize
                 if !ctx.charge(&origin, size) {
                     return;
                 }
+                ctx.add_shadow(&origin, nested.raw_message());
                 walk(ctx, nested, mode, &origin, depth + 1);
             }
             _ => {
@@ -152,4 +161,22 @@ fn walk(ctx: &mut Ctx, msg: &Message<'_>, mode: Mode, prefix: &str, depth: usize
             }
         }
     }
+}
+
+/// Whether a multipart part of `msg` lacks its closing `--boundary--` line.
+fn unclosed_multipart(msg: &Message<'_>) -> bool {
+    let raw = msg.raw_message();
+    msg.parts.iter().any(|part| {
+        let Some(ct) = part
+            .content_type()
+            .filter(|ct| ct.ctype().eq_ignore_ascii_case("multipart"))
+        else {
+            return false;
+        };
+        let Some(boundary) = ct.attribute("boundary") else {
+            return true;
+        };
+        let close = format!("--{boundary}--");
+        memchr::memmem::find(raw, close.as_bytes()).is_none()
+    })
 }

@@ -14,6 +14,7 @@ mod normalize;
 mod office;
 mod pdf;
 mod rtf;
+mod shadow;
 mod skeleton;
 mod text;
 mod transfer;
@@ -96,6 +97,9 @@ pub struct Inspection {
     /// The decoded subject, not normalised.
     pub subject: String,
     pub texts: Vec<Text>,
+    /// Raw views of attachments (their bytes and inflated streams, normalised), by the origin
+    /// of the file: a second line of defence for what extraction missed (see `shadow.rs`).
+    pub shadows: Vec<Text>,
     pub attachments: Vec<Attachment>,
     pub unscannable: Vec<Unscannable>,
     /// See `Limits::keep_decoded`.
@@ -199,6 +203,8 @@ pub(crate) struct Ctx {
     pub total_bytes: u64,
     pub text_bytes: usize,
     pub text_limit_hit: bool,
+    /// Bytes of raw views kept, within their own `max_text_bytes`.
+    pub shadow_bytes: usize,
     /// Set once a global bound (time, parts, bytes) is hit: further work stops.
     pub stopped: Option<Bound>,
     pub out: Inspection,
@@ -213,6 +219,7 @@ impl Ctx {
             total_bytes: 0,
             text_bytes: 0,
             text_limit_hit: false,
+            shadow_bytes: 0,
             stopped: None,
             out: Inspection::default(),
         }
@@ -245,6 +252,43 @@ impl Ctx {
         }
         self.text_bytes += text.len();
         self.out.texts.push(Text {
+            origin: origin.to_string(),
+            text,
+        });
+    }
+
+    /// Records a raw view of a file's bytes (see `shadow.rs`).
+    pub fn add_shadow(&mut self, origin: &str, bytes: &[u8]) {
+        // Projecting and normalising never makes text longer than the bytes it came from
+        // (ASCII one to one, UTF-8 at most NFKC's growth, cut below): no more than the room
+        // left is read.
+        let room = self.limits.max_text_bytes.saturating_sub(self.shadow_bytes);
+        if room > 0 {
+            let bytes = &bytes[..bytes.len().min(room)];
+            self.add_shadow_text(origin, &shadow::project(bytes));
+        }
+    }
+
+    /// Records raw-view text. Past the budget the rest is left out without a mark: the file's
+    /// extraction, which decides whether it was examined, is not affected.
+    pub fn add_shadow_text(&mut self, origin: &str, raw: &str) {
+        let room = self.limits.max_text_bytes.saturating_sub(self.shadow_bytes);
+        if room == 0 {
+            return;
+        }
+        let mut text = normalize(raw);
+        if text.len() > room {
+            let mut cut = room;
+            while cut > 0 && !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+        if text.is_empty() {
+            return;
+        }
+        self.shadow_bytes += text.len();
+        self.out.shadows.push(Text {
             origin: origin.to_string(),
             text,
         });

@@ -7,8 +7,8 @@ use quick_xml::Reader;
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::Event;
 
-use super::Ctx;
-use super::archive::{EntryError, read_entry};
+use super::archive::{EntryError, read_entry_into};
+use super::{Ctx, shadow};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum OfficeError {
@@ -58,13 +58,23 @@ fn odf_separator(name: &str) -> Option<char> {
 
 /// Extracts the text of an XML document in the given vocabulary.
 pub(crate) fn xml_text(xml: &[u8], mode: XmlMode) -> Result<String, OfficeError> {
+    let mut out = String::new();
+    xml_text_into(xml, mode, &mut out)?;
+    Ok(out)
+}
+
+/// `xml_text` into `out`; on an error `out` holds the text read before it. Strict: a document
+/// that is not well-formed (end tags that do not match, elements left open at the end, no
+/// root element) is an error, so a damaged or truncated part never passes as complete.
+fn xml_text_into(xml: &[u8], mode: XmlMode, out: &mut String) -> Result<(), OfficeError> {
     let mut reader = Reader::from_reader(xml);
     let cfg = reader.config_mut();
-    cfg.check_end_names = false;
-    cfg.allow_unmatched_ends = true;
-    cfg.allow_dangling_amp = true;
+    cfg.check_end_names = true;
+    cfg.allow_unmatched_ends = false;
+    cfg.allow_dangling_amp = false;
     let mut buf = Vec::new();
-    let mut out = String::new();
+    // Elements open, and whether there was a root element at all.
+    let (mut open, mut root) = (0usize, false);
     // OOXML: depth inside a text element; ODF: depth inside office:body.
     let mut inside = 0usize;
     let mut shared_string_cell = false;
@@ -72,6 +82,15 @@ pub(crate) fn xml_text(xml: &[u8], mode: XmlMode) -> Result<String, OfficeError>
         let ev = reader
             .read_event_into(&mut buf)
             .map_err(|e| OfficeError::Xml(e.to_string()))?;
+        match &ev {
+            Event::Start(_) => {
+                open += 1;
+                root = true;
+            }
+            Event::Empty(_) => root = true,
+            Event::End(_) => open = open.saturating_sub(1),
+            _ => {}
+        }
         match ev {
             Event::Start(e) => {
                 let name = e.local_name();
@@ -161,7 +180,15 @@ pub(crate) fn xml_text(xml: &[u8], mode: XmlMode) -> Result<String, OfficeError>
         }
         buf.clear();
     }
-    Ok(out)
+    if open > 0 {
+        return Err(OfficeError::Xml(format!(
+            "ends with {open} element(s) still open (truncated)"
+        )));
+    }
+    if !root {
+        return Err(OfficeError::Xml("no root element".into()));
+    }
+    Ok(())
 }
 
 /// Detects an office document from the entry names of a zip.
@@ -239,28 +266,68 @@ fn text_entries(kind: OfficeKind, names: &[String]) -> Vec<(String, XmlMode)> {
         .collect()
 }
 
-/// Extracts the text of an office document held in `zip`.
+/// The text of an office document, and what of it could not be read.
+pub(crate) struct OfficeText {
+    pub text: String,
+    /// The first problem met: the text is then what could be recovered.
+    pub damage: Option<String>,
+}
+
+/// Extracts the text of an office document held in `zip`. Every other member is read too
+/// (within the limits): a damaged one means the file was not read completely, and what those
+/// members hold (document properties, custom XML, embedded files) goes to the raw view. When a
+/// global limit stops the work, the text so far is returned (the limit is recorded in `ctx`).
 pub(crate) fn extract<R: Read + Seek>(
     ctx: &mut Ctx,
     zip: &mut zip::ZipArchive<R>,
     names: &[String],
     kind: OfficeKind,
     origin: &str,
-) -> Result<String, OfficeError> {
+) -> Result<OfficeText, OfficeError> {
     let entries = text_entries(kind, names);
     if entries.is_empty() {
         return Err(OfficeError::Empty);
     }
-    let mut out = String::new();
-    for (name, mode) in entries {
-        let Some(index) = zip.index_for_name(&name) else {
+    let mut out = OfficeText {
+        text: String::new(),
+        damage: None,
+    };
+    let note = |out: &mut OfficeText, problem: String| {
+        out.damage.get_or_insert(problem);
+    };
+    for (name, mode) in &entries {
+        let Some(index) = zip.index_for_name(name) else {
             continue;
         };
-        let bytes = read_entry(ctx, zip, index, origin)?;
-        out.push_str(&xml_text(&bytes, mode)?);
-        out.push('\n');
+        let mut bytes = Vec::new();
+        match read_entry_into(ctx, zip, index, origin, &mut bytes) {
+            Err(EntryError::Stopped) => return Ok(out),
+            Err(e) => note(&mut out, format!("{name}: {e}")),
+            Ok(()) => {}
+        }
+        if let Err(e) = xml_text_into(&bytes, *mode, &mut out.text) {
+            note(&mut out, format!("{name}: {e}"));
+            ctx.add_shadow_text(origin, &shadow::markup_text(&bytes));
+        }
+        out.text.push('\n');
         if !ctx.alive(origin) {
-            break;
+            return Ok(out);
+        }
+    }
+    for (index, name) in names.iter().enumerate() {
+        if name.ends_with('/') || entries.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        match read_entry_into(ctx, zip, index, origin, &mut bytes) {
+            Err(EntryError::Stopped) => return Ok(out),
+            Err(e) => note(&mut out, format!("{name}: {e}")),
+            Ok(()) => {}
+        }
+        if name.ends_with(".xml") || name.ends_with(".rels") {
+            ctx.add_shadow_text(origin, &shadow::markup_text(&bytes));
+        } else {
+            ctx.add_shadow(origin, &bytes);
         }
     }
     Ok(out)
@@ -308,5 +375,12 @@ mod tests {
             "een twee <drie>"
         );
         assert!(xml_text(b"<a><b", XmlMode::Generic).is_err());
+        // Damage that a lenient reader lets pass: unclosed at the end, mismatched, no root.
+        assert!(xml_text(b"<a><b>een</b>", XmlMode::Generic).is_err());
+        assert!(xml_text(b"<a><b>een</c></a>", XmlMode::Generic).is_err());
+        assert!(xml_text(b"een", XmlMode::Generic).is_err());
+        let mut out = String::new();
+        assert!(xml_text_into(b"<a><b>een</b><c>twee", XmlMode::Generic, &mut out).is_err());
+        assert_eq!(normalize(&out), "een twee");
     }
 }

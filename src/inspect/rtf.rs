@@ -57,11 +57,21 @@ struct Group {
     uc: usize,
 }
 
+/// The text of an RTF document, and why it may be incomplete.
+pub(crate) struct RtfText {
+    pub text: String,
+    /// Groups that do not balance (a truncated or damaged file): the text is what was read.
+    pub damage: Option<String>,
+}
+
 /// Extracts the text of an RTF document.
-pub(crate) fn extract(data: &[u8]) -> Result<String, RtfError> {
+pub(crate) fn extract(data: &[u8]) -> Result<RtfText, RtfError> {
     if !data.starts_with(b"{\\rtf") {
         return Err(RtfError::NotRtf);
     }
+    let mut damage = None;
+    // Groups open (also past the 10,000 kept on `stack`).
+    let mut open = 0usize;
     let mut out = String::new();
     let mut pending: Vec<u8> = Vec::new(); // \'hh and plain bytes (cp1252)
     let mut stack: Vec<Group> = Vec::new();
@@ -79,6 +89,7 @@ pub(crate) fn extract(data: &[u8]) -> Result<String, RtfError> {
         let c = data[i];
         match c {
             b'{' => {
+                open += 1;
                 if stack.len() < 10_000 {
                     stack.push(cur);
                 }
@@ -92,6 +103,16 @@ pub(crate) fn extract(data: &[u8]) -> Result<String, RtfError> {
                 cur = stack.pop().unwrap_or(Group { skip: false, uc: 1 });
                 to_skip = 0;
                 i += 1;
+                open = open.saturating_sub(1);
+                // The document's group has closed: only white space (or NULs) may follow.
+                if open == 0
+                    && damage.is_none()
+                    && data[i..]
+                        .iter()
+                        .any(|b| !b.is_ascii_whitespace() && *b != 0)
+                {
+                    damage = Some("data after the end of the document".to_string());
+                }
             }
             b'\\' => {
                 let Some(&n) = data.get(i + 1) else { break };
@@ -227,7 +248,10 @@ pub(crate) fn extract(data: &[u8]) -> Result<String, RtfError> {
         first_in_group = false;
     }
     flush(&mut pending, &mut out);
-    Ok(out)
+    if open > 0 {
+        damage = Some(format!("truncated: {open} group(s) not closed"));
+    }
+    Ok(RtfText { text: out, damage })
 }
 
 #[cfg(test)]
@@ -236,7 +260,9 @@ mod tests {
     use crate::inspect::normalize;
 
     fn n(s: &[u8]) -> String {
-        normalize(&extract(s).expect("rtf"))
+        let t = extract(s).expect("rtf");
+        assert_eq!(t.damage, None);
+        normalize(&t.text)
     }
 
     #[test]
@@ -250,13 +276,29 @@ mod tests {
         let doc = br"{\rtf1\ansi vertrouw\'e9lijk \u8364? \uc0\u233 t\u233\par}";
         assert_eq!(n(doc), "vertrouwelijk \u{20ac} ete");
         let raw = extract(br"{\rtf1 caf\'e9}").expect("rtf");
-        assert_eq!(raw, "caf\u{e9}");
+        assert_eq!(raw.text, "caf\u{e9}");
     }
 
     #[test]
     fn split_by_groups_stays_one_word() {
         let doc = br"{\rtf1 VER{\b TROUW}{\i\fs20 ELIJK}\par}";
         assert_eq!(n(doc), "vertrouwelijk");
+    }
+
+    #[test]
+    fn unbalanced_groups_are_damage() {
+        let t = extract(br"{\rtf1 BSN {\b 111222333}").expect("rtf");
+        assert_eq!(
+            t.damage.as_deref(),
+            Some("truncated: 1 group(s) not closed")
+        );
+        assert!(normalize(&t.text).contains("111222333"));
+        let t = extract(b"{\\rtf1 BSN} 111222333}").expect("rtf");
+        assert_eq!(
+            t.damage.as_deref(),
+            Some("data after the end of the document")
+        );
+        assert!(extract(b"{\\rtf1 ok}\r\n\0").expect("rtf").damage.is_none());
     }
 
     #[test]

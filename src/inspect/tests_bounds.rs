@@ -221,3 +221,109 @@ fn garbage_never_panics() {
     let i = inspect(b"", &Limits::default());
     assert!(i.texts.is_empty());
 }
+
+#[test]
+fn pdf_stream_bomb_is_refused_before_the_extractor() {
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&vec![b' '; 50 * 1024 * 1024]).expect("deflate");
+    let bomb = z.finish().expect("deflate");
+    let mut pdf = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n".to_vec();
+    pdf.extend_from_slice(
+        format!(
+            "4 0 obj\n<< /Length {} /Filter /FlateDecode >>\nstream\n",
+            bomb.len()
+        )
+        .as_bytes(),
+    );
+    pdf.extend_from_slice(&bomb);
+    pdf.extend_from_slice(b"\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n");
+    let started = std::time::Instant::now();
+    let i = inspect(
+        &with_attachments(&[("bom.pdf", "application/pdf", &pdf)]),
+        &Limits::default(),
+    );
+    let u = i
+        .unscannable
+        .iter()
+        .find(|u| u.origin == "attachment bom.pdf")
+        .unwrap_or_else(|| panic!("{:?}", i.unscannable));
+    assert!(u.reason.contains("ratio"), "{}", u.reason);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_zip_without_its_directory_is_read_raw() {
+    // Cut before the central directory: the zip reader gives up, the local entries are intact.
+    let docx = fixture("vertrouwelijk.docx");
+    let cut = docx
+        .windows(4)
+        .position(|w| w == b"PK\x01\x02")
+        .expect("central directory");
+    let i = inspect(
+        &with_attachments(&[("kapot.docx", "application/octet-stream", &docx[..cut])]),
+        &Limits::default(),
+    );
+    assert!(
+        i.unscannable
+            .iter()
+            .any(|u| u.origin == "attachment kapot.docx"),
+        "{:?}",
+        i.unscannable
+    );
+    assert!(
+        i.shadows
+            .iter()
+            .any(|s| s.origin == "attachment kapot.docx" && s.text.contains("bsn) 111222333")),
+        "{:?}",
+        i.shadows
+    );
+}
+
+/// A one-file ustar archive, with its end marker when `end`.
+fn tar_of(name: &str, data: &[u8], end: bool) -> Vec<u8> {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..108].copy_from_slice(b"0000644\0");
+    h[124..136].copy_from_slice(format!("{:011o}\0", data.len()).as_bytes());
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| b as u32).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let mut out = h.to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    if end {
+        out.extend_from_slice(&[0u8; 1024]);
+    }
+    out
+}
+
+#[test]
+fn damaged_tar_and_gzip_are_unscannable_and_read_raw() {
+    use std::io::Write;
+    let text = b"Burgerservicenummer 111222333";
+    let reasons = |data: &[u8], name: &str| -> (Vec<String>, bool) {
+        let i = inspect(
+            &with_attachments(&[(name, "application/octet-stream", data)]),
+            &Limits::default(),
+        );
+        let raw = i.shadows.iter().any(|s| s.text.contains("111222333"));
+        (i.unscannable.into_iter().map(|u| u.reason).collect(), raw)
+    };
+    let good = tar_of("a.txt", text, true);
+    assert_eq!(reasons(&good, "a.tar").0, Vec::<String>::new());
+    let (r, raw) = reasons(&tar_of("a.txt", text, false), "a.tar");
+    assert!(r[0].contains("no end-of-archive marker"), "{r:?}");
+    assert!(raw);
+    let mut flipped = good.clone();
+    flipped[3] ^= 0x20;
+    assert!(reasons(&flipped, "a.tar").0[0].contains("checksum"));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&good).expect("gz");
+    let gz = gz.finish().expect("gz");
+    assert_eq!(reasons(&gz, "a.tar.gz").0, Vec::<String>::new());
+    let (r, _) = reasons(&gz[..gz.len() - 6], "a.tar.gz");
+    assert!(r[0].contains("corrupt gzip data"), "{r:?}");
+}

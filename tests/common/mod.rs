@@ -2,6 +2,7 @@
 //! temporary config, talk raw SMTP to it, and run real next hops on 127.0.0.1.
 #![allow(dead_code, unused_imports)]
 
+pub mod docs;
 pub mod http;
 pub mod nexthop;
 pub mod portal;
