@@ -294,7 +294,9 @@ allow_empty_policy = true
         ),
     )
     .unwrap();
-    let mut sluis = Command::new(env!("CARGO_BIN_EXE_sluis"))
+    // `SLUIS_BIN` as in tests/common: a pinned copy while a shared target dir is rebuilt.
+    let bin = std::env::var("SLUIS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sluis").into());
+    let mut sluis = Command::new(bin)
         .arg("serve")
         .arg("--config")
         .arg(&config)
