@@ -22,6 +22,7 @@ struct Words {
     in_subject: &'static str,
     in_text: &'static str,
     in_attachment: &'static str,
+    in_header: &'static str,
 }
 
 const NL: Words = Words {
@@ -35,6 +36,7 @@ const NL: Words = Words {
     in_subject: "in het onderwerp",
     in_text: "in de tekst",
     in_attachment: "in de bijlage",
+    in_header: "in de kopregel",
 };
 
 const EN: Words = Words {
@@ -47,6 +49,7 @@ const EN: Words = Words {
     in_subject: "in the subject",
     in_text: "in the text",
     in_attachment: "in the attachment",
+    in_header: "in the header field",
 };
 
 fn clean(s: &str) -> String {
@@ -61,6 +64,8 @@ fn place(w: &Words, origin: &str) -> String {
         w.in_subject.to_string()
     } else if origin == "body" || origin.starts_with("body ") || origin == "message" {
         w.in_text.to_string()
+    } else if let Some(name) = origin.strip_prefix("header ") {
+        format!("{} {name}", w.in_header)
     } else if let Some(name) = origin.strip_prefix("attachment ") {
         format!("{} {name}", w.in_attachment)
     } else {
@@ -171,6 +176,10 @@ mod tests {
         assert_eq!(place(&NL, "body"), "in de tekst");
         assert_eq!(place(&NL, "body 2"), "in de tekst");
         assert_eq!(place(&EN, "subject"), "in the subject");
+        assert_eq!(
+            place(&NL, "header X-Patient-Id"),
+            "in de kopregel X-Patient-Id"
+        );
         assert_eq!(
             place(&NL, "attachment offerte.pdf"),
             "in de bijlage offerte.pdf"

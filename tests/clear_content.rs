@@ -219,3 +219,52 @@ fn a_finding_in_the_subject_or_a_custom_header_does_not_travel() {
         }
     }
 }
+
+/// A finding only in a header field (the subject and the body say nothing) makes the mail a
+/// secure message, so the field cannot leave; without it the same mail goes as written.
+#[test]
+fn a_finding_only_in_a_header_field_protects_the_mail() {
+    let cap = Capture::start();
+    let sluis = start(&cap);
+    let u = unique("");
+    let mut seen = HashSet::new();
+    for (i, field) in [
+        format!("X-Patient: BSN {BSN}"),
+        format!("Thread-Topic: dossier burgerservicenummer {BSN}"),
+        format!("Keywords: =?utf-8?q?bsn_{BSN}?="),
+        "X-Patient: opgeschoond".to_string(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mail = format!(
+            "From: Anna Arts <arts@org.test>\r\nTo: piet@extern.test\r\nSubject: Afspraak {u}\r\n\
+             {field}\r\nMessage-ID: <h{i}{u}@org.test>\r\nDate: Fri, 4 Dec 2026 10:00:00 +0100\r\n\
+             MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+             Tot dinsdag.\r\n"
+        );
+        let m = send_and_catch(
+            &sluis,
+            &cap,
+            &mut seen,
+            &["piet@extern.test"],
+            mail.as_bytes(),
+        );
+        let t = m.text();
+        if i < 3 {
+            assert!(
+                !t.contains(BSN),
+                "{field}: the BSN reached the next hop:\n{t}"
+            );
+            assert!(
+                t.contains("beveiligd bericht"),
+                "{field}: not protected:\n{t}"
+            );
+        } else {
+            assert!(
+                t.contains(field.as_str()) && t.contains("Tot dinsdag."),
+                "{t}"
+            );
+        }
+    }
+}

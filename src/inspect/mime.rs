@@ -58,6 +58,9 @@ fn walk(ctx: &mut Ctx, msg: &Message<'_>, mode: Mode, prefix: &str, depth: usize
     if let Some(subject) = msg.subject() {
         ctx.add_text(&join(prefix, "subject"), subject);
     }
+    for (origin, text) in super::fields::texts(msg) {
+        ctx.add_text(&join(prefix, &origin), &text);
+    }
     let mut bodies = 0usize;
     // Iterative walk (a deeply nested multipart must not exhaust the stack), in document order.
     let mut stack: Vec<u32> = vec![0];

@@ -8,6 +8,7 @@
 mod archive;
 pub(crate) mod body;
 mod extract;
+mod fields;
 mod html;
 mod mime;
 mod normalize;

@@ -175,13 +175,11 @@ impl Protector {
             schema::Protection::SecureFiles => Protection::SecureFiles,
             schema::Protection::SecureMessage => Protection::SecureMessage,
         };
-        // Files protection leaves the text in the mail: when the policy found something in the
-        // text itself, only a secure message protects it.
-        let in_text = req
-            .decision
-            .findings
-            .iter()
-            .any(|f| f.origin == "subject" || f.origin.starts_with("body"));
+        // Files protection leaves the text and header fields in the mail: when the policy found
+        // something there, only a secure message (which keeps no custom fields) protects it.
+        let in_text = req.decision.findings.iter().any(|f| {
+            f.origin == "subject" || f.origin.starts_with("body") || f.origin.starts_with("header ")
+        });
         if protection != Protection::SecureMessage && in_text {
             protection = Protection::SecureMessage;
         }
