@@ -115,19 +115,6 @@ fn nested_raw<'a>(
     }
 }
 
-/// Header fields of the original that the portal shows with a secure message.
-const BODY_FIELDS: &[&str] = &[
-    "from",
-    "sender",
-    "reply-to",
-    "to",
-    "cc",
-    "date",
-    "message-id",
-    "in-reply-to",
-    "references",
-];
-
 /// A secure message's readable part: the original's address and date fields, the tag-free
 /// subject, and its text, HTML and the inline images that stay (no attachments: those are
 /// files).
@@ -141,7 +128,7 @@ pub(crate) fn body_message<'a>(
     let n = headers::block_len(original);
     let mut out = Vec::new();
     for f in headers::split_fields(&original[..n]) {
-        if BODY_FIELDS.contains(&f.name.to_ascii_lowercase().as_str()) {
+        if crate::rewrite::SECURE_FIELDS.contains(&f.name.to_ascii_lowercase().as_str()) {
             out.extend_from_slice(f.raw);
         }
     }

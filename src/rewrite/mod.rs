@@ -159,11 +159,11 @@ fn footer_html(first: &Lang, second: &Lang, c: &Copy<'_>) -> String {
         .collect()
 }
 
-/// Header fields of the original that a secure message's notification carries: addresses,
-/// date and threading, and the trace fields. Nothing else of the original travels (a custom
-/// header or `Thread-Topic` can carry what the message protects).
-const SECURE_FIELDS: &[&str] = &[
-    "received",
+/// Header fields of the original that a secure message carries: addresses, date and
+/// threading (and, in the notification, the trace fields). Nothing else of the original travels
+/// (a custom header or `Thread-Topic` can carry what the message protects). The portal shows
+/// the same fields with the message (`protect::parts`).
+pub const SECURE_FIELDS: &[&str] = &[
     "from",
     "sender",
     "reply-to",
@@ -182,7 +182,7 @@ fn kept_headers(original: &[u8], protection: Protection) -> Vec<u8> {
     for f in headers::split_fields(&original[..n]) {
         let lower = f.name.to_ascii_lowercase();
         let keep = if protection == Protection::SecureMessage {
-            SECURE_FIELDS.contains(&lower.as_str())
+            lower == "received" || SECURE_FIELDS.contains(&lower.as_str())
         } else {
             !matches!(
                 lower.as_str(),
