@@ -10,6 +10,7 @@ pub mod http;
 pub mod i18n;
 mod listen;
 mod pages;
+mod resend;
 mod signin;
 
 use crate::config::{Config, Resolved};

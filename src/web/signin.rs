@@ -21,7 +21,7 @@ pub async fn send(web: &Arc<Web>, ctx: &Ctx) -> Resp {
         Ok(Ok(())) => {}
         Ok(Err(wait)) => {
             let msg = fill(t.resend_limit, &minutes(wait).to_string());
-            let mut r = auth_page(web, ctx, None, Some(msg), StatusCode::TOO_MANY_REQUESTS);
+            let mut r = auth_page(web, ctx, Some(msg), StatusCode::TOO_MANY_REQUESTS);
             retry_after(&mut r, wait);
             return r;
         }
@@ -93,7 +93,7 @@ fn refused(web: &Arc<Web>, ctx: &Ctx, why: Refused) -> Resp {
         Refused::Busy => h::text(StatusCode::SERVICE_UNAVAILABLE, "Busy; try again shortly\n"),
         Refused::Link(_) | Refused::Client(_) => {
             let msg = fill(ctx.t.locked, &minutes(wait).to_string());
-            auth_page(web, ctx, None, Some(msg), StatusCode::TOO_MANY_REQUESTS)
+            auth_page(web, ctx, Some(msg), StatusCode::TOO_MANY_REQUESTS)
         }
     };
     retry_after(&mut r, wait);
@@ -189,7 +189,6 @@ pub async fn login(web: &Arc<Web>, ctx: &Ctx, form: &HashMap<String, String>) ->
         return auth_page(
             web,
             ctx,
-            None,
             Some(ctx.t.wrong.to_string()),
             StatusCode::UNAUTHORIZED,
         );
