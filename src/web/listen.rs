@@ -70,7 +70,11 @@ pub fn caps(cfg: &Config, proxies: &[ipnet::IpNet]) -> Arc<Caps> {
             "portal connections capped below [web] max_connections to leave SMTP its share"
         );
     }
-    Caps::with_exempt(total, cfg.web.max_connections_per_ip.min(total), proxies.to_vec())
+    Caps::with_exempt(
+        total,
+        cfg.web.max_connections_per_ip.min(total),
+        proxies.to_vec(),
+    )
 }
 
 /// Raises the soft descriptor limit to the hard one (the process uses epoll, never select, so

@@ -122,7 +122,7 @@ async fn send_password(web: &Arc<Web>, ctx: &Ctx) -> Result<(), String> {
         .flush_async()
         .await
         .map_err(|e| e.to_string())?;
-    let (env, bytes) = password_mail(web, ctx.t, &to, &ctx.msg.sender, &password);
+    let (env, bytes) = password_mail(web, ctx.t, &to, &ctx.msg.sender_shown(), &password);
     let id = web
         .queue
         .enqueue_bytes(&env, &bytes)
