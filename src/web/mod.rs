@@ -3,6 +3,7 @@
 //! it never reaches into the SMTP side.
 
 pub mod auth;
+mod clean;
 mod client;
 mod files;
 mod guard;

@@ -428,21 +428,9 @@ async fn body_parts(web: &Web, ctx: &Ctx) -> Option<(Option<String>, String)> {
     let m = mail_parser::MessageParser::default().parse(&raw)?;
     let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
     let html = crate::rewrite::has_html(&m)
-        .then(|| m.body_html(0).map(|h| sanitize(&h)))
+        .then(|| m.body_html(0).map(|h| super::clean::sanitize(&h)))
         .flatten();
     Some((html, text))
-}
-
-/// The sender's HTML without script, event handlers, forms, frames or remote images.
-pub fn sanitize(html: &str) -> String {
-    ammonia::Builder::default()
-        .attribute_filter(|el, attr, value| match (el, attr) {
-            ("img", "src") if !value.starts_with("data:") => None,
-            _ => Some(value.into()),
-        })
-        .link_rel(Some("noopener noreferrer nofollow"))
-        .clean(html)
-        .to_string()
 }
 
 pub async fn body(web: &Arc<Web>, ctx: &Ctx) -> Resp {
