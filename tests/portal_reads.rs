@@ -1,0 +1,211 @@
+//! What the recipient reads on the portal (issue 23, item 4), through the real binary: where the
+//! password or code went and how often it can be sent again, the sender's name, real dates in
+//! the ZIP, and HTML mail that keeps its table borders and colours but loads nothing remote.
+
+mod common;
+
+use common::http::Client;
+use common::portal::*;
+use common::protect::*;
+use common::*;
+
+/// A secure message with an HTML table (borders, colours and some hostile CSS) and one file.
+fn table_mail(from: &str, headers: &str) -> Vec<u8> {
+    use base64::Engine;
+    let html = r##"<table border="1" cellpadding="4" bgcolor="#eeeeee" style="border-collapse: collapse; border: 2px solid #333"><tr><td style="color: #c00; background-color: yellow; font-weight: bold">Bedrag</td><td style="background-image: url(https://tracker.example/bg.png); color: expression(alert(1))">42</td></tr></table><img src="https://tracker.example/p.gif" alt="logo">"##;
+    format!(
+        "From: {from}\r\n{headers}MIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"=_m\"\r\n\r\n--=_m\r\n\
+         Content-Type: multipart/alternative; boundary=\"=_a\"\r\n\r\n\
+         --=_a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBedrag 42\r\n\
+         --=_a\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--=_a--\r\n\
+         --=_m\r\nContent-Type: application/pdf\r\n\
+         Content-Disposition: attachment; filename=\"nota.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--=_m--\r\n",
+        base64::engine::general_purpose::STANDARD.encode(b"%PDF-1.4 nota")
+    )
+    .into_bytes()
+}
+
+fn send(c: &mut Client, link: &str, token: &str) -> common::http::HttpResponse {
+    c.post_form(&format!("{link}/send"), &[("csrf", token)])
+}
+
+#[test]
+fn after_sending_the_page_says_where_and_how_often_again() {
+    let p = portal(|c| c);
+    let u = unique("resend");
+    smtplib_send(
+        &p.sluis,
+        "arts@org.test",
+        &["piet.jansen@extern.test"],
+        &table_mail(
+            "Anna Arts <arts@org.test>",
+            &format!("To: piet.jansen@extern.test\r\nSubject: [beveiligd] {u}\r\n"),
+        ),
+    );
+    let link = link_path(&p, &u, "piet.jansen@extern.test");
+    let mut c = Client::new(p.web);
+    let landing = c.get(&link);
+    let t = landing.text();
+    assert!(t.contains("Verzend mijn wachtwoord"), "{t}");
+    assert!(!t.contains("Opnieuw versturen"), "{t}");
+    let token = csrf(&landing);
+
+    assert_eq!(send(&mut c, &link, &token).status, 303);
+    let page = c.get(&format!("{link}?sent=1")).text();
+    assert!(page.contains("p***@e***.test"), "{page}");
+    assert!(
+        !page.contains("piet.jansen"),
+        "the address is masked: {page}"
+    );
+    assert!(page.contains("Opnieuw versturen"), "{page}");
+    assert!(!page.contains("Verzend mijn wachtwoord"), "{page}");
+    assert!(page.contains("nog 2 keer opnieuw versturen"), "{page}");
+    assert!(page.contains("maximaal 3 keer per 10 minuten"), "{page}");
+    // A reload without ?sent=1 still knows, and so does the English page.
+    let en = c.get(&format!("{link}?lang=en")).text();
+    assert!(en.contains("Send again"), "{en}");
+    assert!(en.contains("2 more times"), "{en}");
+    assert!(en.contains("p***@e***.test"), "{en}");
+    assert_eq!(c.get(&format!("{link}?lang=nl")).status, 200);
+
+    assert_eq!(send(&mut c, &link, &token).status, 303);
+    assert_eq!(send(&mut c, &link, &token).status, 303);
+    let page = c.get(&link).text();
+    assert!(
+        page.contains("Opnieuw versturen kan weer over 10 minuten"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("class=\"button quiet\""),
+        "no button when none are left: {page}"
+    );
+    let r = send(&mut c, &link, &token);
+    assert_eq!(r.status, 429);
+    assert!(!r.header("retry-after").is_empty());
+    // The third password is the one that works.
+    let pw = password_from_mail(&p, "piet.jansen@extern.test", 2);
+    let r = c.post_form(
+        &format!("{link}/login"),
+        &[("csrf", &token), ("secret", &pw)],
+    );
+    assert_eq!(r.status, 303);
+}
+
+#[test]
+fn sms_page_names_the_masked_phone() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("sms.txt");
+    let ob = outbox.to_str().unwrap().to_string();
+    let p = portal(|c| {
+        c.set("sms", "provider", "\"outbox\"")
+            .set("sms", "path", &format!("{ob:?}"))
+    });
+    let u = unique("smsmask");
+    smtplib_send(
+        &p.sluis,
+        "arts@org.test",
+        &["piet@extern.test"],
+        &mail(
+            &format!(
+                "To: piet@extern.test\r\nSubject: [secure] [sms] {u}\r\n\
+                 X-Sluis-Phone: piet@extern.test=06-12345678\r\n"
+            ),
+            "Tekst",
+            &[("a.txt", b"inhoud".to_vec())],
+        ),
+    );
+    let link = link_path(&p, &u, "piet@extern.test");
+    let mut c = Client::new(p.web);
+    let landing = c.get(&link);
+    assert!(landing.text().contains("Stuur mij een code"));
+    let token = csrf(&landing);
+    assert_eq!(send(&mut c, &link, &token).status, 303);
+    let page = c.get(&format!("{link}?sent=1")).text();
+    assert!(page.contains("+31 6 ** ** ** 78"), "{page}");
+    assert!(!page.contains("12345678"), "{page}");
+    assert!(page.contains("Opnieuw versturen"), "{page}");
+}
+
+#[test]
+fn sender_name_zip_dates_and_html_tables() {
+    let p = portal(|c| c);
+    let u = unique("reads");
+    let before = chrono::Local::now();
+    // An encoded display name with a control character, markup and a bidi override.
+    let from = "=?utf-8?q?Jan_de_Vries=01_=3Cb=3Ezorg=3C/b=3E=E2=80=AE?= <jan@org.test>";
+    smtplib_send(
+        &p.sluis,
+        "jan@org.test",
+        &["piet@extern.test"],
+        &table_mail(
+            from,
+            &format!("To: piet@extern.test\r\nSubject: [beveiligd] {u}\r\n"),
+        ),
+    );
+    let link = link_path(&p, &u, "piet@extern.test");
+    let mut c = Client::new(p.web);
+    let landing = c.get(&link);
+    let t = landing.text();
+    assert!(
+        t.contains("Jan de Vries &lt;b&gt;zorg&lt;/b&gt; (jan@org.test)")
+            || t.contains("Jan de Vries &#60;b&#62;zorg&#60;/b&#62; (jan@org.test)"),
+        "the name, cleaned and escaped: {t}"
+    );
+    assert!(!t.contains('\u{202e}') && !t.contains('\u{1}'), "{t}");
+    let token = csrf(&landing);
+    assert_eq!(send(&mut c, &link, &token).status, 303);
+    let pw = password_from_mail(&p, "piet@extern.test", 0);
+    let r = c.post_form(
+        &format!("{link}/login"),
+        &[("csrf", &token), ("secret", &pw)],
+    );
+    assert_eq!(r.status, 303);
+    let page = c.get(&link).text();
+    assert!(
+        page.contains("(jan@org.test)") && page.contains("Jan de Vries"),
+        "{page}"
+    );
+
+    // ZIP entries carry the message's time, not 1980.
+    let z = c.get(&format!("{link}/zip"));
+    assert_eq!(z.status, 200);
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(z.body)).unwrap();
+    let e = zip.by_index(0).unwrap();
+    let d = e.last_modified().expect("a date");
+    use chrono::{Datelike, Timelike};
+    let after = chrono::Local::now();
+    let got = (
+        d.year() as i32,
+        d.month() as u32,
+        d.day() as u32,
+        d.hour() as u32,
+    );
+    let near = [before, after].map(|t| (t.year(), t.month(), t.day(), t.hour()));
+    assert!(near.contains(&got), "{got:?} not near {near:?}");
+
+    // The HTML keeps its table look; nothing remote and no script in CSS.
+    let body = c.get(&format!("{link}/body"));
+    assert_eq!(body.status, 200);
+    let b = body.text();
+    for kept in [
+        "border=\"1\"",
+        "cellpadding=\"4\"",
+        "bgcolor=\"#eeeeee\"",
+        "border:2px solid #333",
+        "color:#c00",
+        "background-color:yellow",
+        "font-weight:bold",
+    ] {
+        assert!(b.contains(kept), "{kept} lost: {b}");
+    }
+    for gone in ["tracker.example", "url(", "expression"] {
+        assert!(!b.contains(gone), "{gone} kept: {b}");
+    }
+    assert!(
+        body.header("content-security-policy")
+            .contains("img-src data:"),
+        "the CSP backs it up"
+    );
+}
