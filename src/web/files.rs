@@ -310,8 +310,8 @@ async fn write_zip(
     for (name, blob) in files {
         // Stored, not deflated: most attachments are compressed already, and it keeps the
         // download at unsealing speed.
-        let entry = ZipEntryBuilder::new(name.into(), Compression::Stored)
-            .last_modification_date(when.clone());
+        let entry =
+            ZipEntryBuilder::new(name.into(), Compression::Stored).last_modification_date(when);
         let mut ew = zw
             .write_entry_stream(entry)
             .await
