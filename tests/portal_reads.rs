@@ -191,3 +191,53 @@ fn sender_name_zip_dates_and_html_tables() {
         "the CSP backs it up"
     );
 }
+
+/// A burst of sends at once: exactly the limit goes out, the rest get 429, and the page then
+/// says when the next can go instead of offering a button.
+#[test]
+fn a_burst_of_sends_gets_the_limit_and_the_page_says_when() {
+    let p = portal(|c| c);
+    let u = unique("burst");
+    smtplib_send(
+        &p.sluis,
+        "arts@org.test",
+        &["piet@extern.test"],
+        &table_mail(
+            "Anna Arts <arts@org.test>",
+            &format!("To: piet@extern.test\r\nSubject: [beveiligd] {u}\r\n"),
+        ),
+    );
+    let link = link_path(&p, &u, "piet@extern.test");
+    let token = csrf(&Client::new(p.web).get(&link));
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..12)
+            .map(|_| s.spawn(|| send(&mut Client::new(p.web), &link, &token).status))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        9,
+        "{statuses:?}"
+    );
+    let page = Client::new(p.web).get(&link).text();
+    assert!(
+        page.contains("Opnieuw versturen kan weer over 10 minuten"),
+        "{page}"
+    );
+    assert!(!page.contains("class=\"button quiet\""), "{page}");
+    // Three password mails went out (the refused ones were never queued).
+    password_from_mail(&p, "piet@extern.test", 2);
+    let mails = p
+        .cap
+        .messages()
+        .into_iter()
+        .filter(|m| m.rcpt_tos == ["piet@extern.test"] && m.text().contains("Wachtwoord: "))
+        .count();
+    assert_eq!(mails, 3);
+}
