@@ -222,21 +222,6 @@ fn changed_pages_in_both_languages_at_phone_and_desktop_width() {
     let outbox = dir.path().join("sms.txt");
     let ob = outbox.to_str().unwrap().to_string();
     let _sluis = portal(&cap, port, |c| c.set("sms", "path", &format!("{ob:?}")));
-    let u = unique("web23");
-    smtplib_send(
-        &_sluis,
-        "arts@org.test",
-        &["piet@extern.test"],
-        &mail(
-            &format!(
-                "To: piet@extern.test\r\nSubject: [sms] Uitslag {u}\r\n\
-                 X-Sluis-Phone: +31612345678\r\n"
-            ),
-            "De uitslag staat in de bijlage.",
-            &[("uitslag.txt", b"uitslag".to_vec())],
-        ),
-    );
-    let link = link_in(&cap, &u);
     for (lang, send, sent, until, at) in [
         (
             "nl",
@@ -253,6 +238,22 @@ fn changed_pages_in_both_languages_at_phone_and_desktop_width() {
             " at ",
         ),
     ] {
+        // A message per language: after a send the link's page offers 'send again' instead.
+        let u = unique("web23");
+        smtplib_send(
+            &_sluis,
+            "arts@org.test",
+            &["piet@extern.test"],
+            &mail(
+                &format!(
+                    "To: piet@extern.test\r\nSubject: [sms] Uitslag {u}\r\n\
+                     X-Sluis-Phone: +31612345678\r\n"
+                ),
+                "De uitslag staat in de bijlage.",
+                &[("uitslag.txt", b"uitslag".to_vec())],
+            ),
+        );
+        let link = link_in(&cap, &u);
         let downloads = tempfile::tempdir().unwrap();
         let mut b = Browser::start(downloads.path(), lang);
         b.goto(&link);
