@@ -164,6 +164,7 @@ fn main() {
         let msg = Message {
             id: MessageId::random(),
             sender: "bench@example.org".into(),
+            sender_name: None,
             subject: "bench".into(),
             created: 0,
             expires: i64::MAX / 2,

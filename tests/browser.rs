@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::portal::{code_in, last_sms};
+use common::portal::{code_in, last_sms, table_mail};
 use common::protect::*;
 use common::webdriver::Browser;
 use common::*;
@@ -222,21 +222,6 @@ fn changed_pages_in_both_languages_at_phone_and_desktop_width() {
     let outbox = dir.path().join("sms.txt");
     let ob = outbox.to_str().unwrap().to_string();
     let _sluis = portal(&cap, port, |c| c.set("sms", "path", &format!("{ob:?}")));
-    let u = unique("web23");
-    smtplib_send(
-        &_sluis,
-        "arts@org.test",
-        &["piet@extern.test"],
-        &mail(
-            &format!(
-                "To: piet@extern.test\r\nSubject: [sms] Uitslag {u}\r\n\
-                 X-Sluis-Phone: +31612345678\r\n"
-            ),
-            "De uitslag staat in de bijlage.",
-            &[("uitslag.txt", b"uitslag".to_vec())],
-        ),
-    );
-    let link = link_in(&cap, &u);
     for (lang, send, sent, until, at) in [
         (
             "nl",
@@ -253,6 +238,22 @@ fn changed_pages_in_both_languages_at_phone_and_desktop_width() {
             " at ",
         ),
     ] {
+        // A message per language: after a send the link's page offers 'send again' instead.
+        let u = unique("web23");
+        smtplib_send(
+            &_sluis,
+            "arts@org.test",
+            &["piet@extern.test"],
+            &mail(
+                &format!(
+                    "To: piet@extern.test\r\nSubject: [sms] Uitslag {u}\r\n\
+                     X-Sluis-Phone: +31612345678\r\n"
+                ),
+                "De uitslag staat in de bijlage.",
+                &[("uitslag.txt", b"uitslag".to_vec())],
+            ),
+        );
+        let link = link_in(&cap, &u);
         let downloads = tempfile::tempdir().unwrap();
         let mut b = Browser::start(downloads.path(), lang);
         b.goto(&link);
@@ -341,5 +342,70 @@ fn a_message_without_files_has_no_files_card() {
         b.goto(cut);
         b.text_with(unknown);
         b.screenshot(&format!("23-unknown-link-{lang}-desktop"));
+    }
+}
+
+/// After 'Verzend mijn wachtwoord': where it went (masked) and a quiet 'Opnieuw versturen' with
+/// the limit; then the message with the sender's name and an HTML table that keeps its borders
+/// and colours. Screenshots `23-password-sent-*` and `23-html-table-*`.
+#[test]
+fn after_sending_where_it_went_and_send_again() {
+    let cap = Capture::start();
+    let port = free_port();
+    let sluis = portal(&cap, port, |c| c);
+    for (lang, rcpt, sent, again, left, pw) in [
+        (
+            "nl",
+            "piet@extern.test",
+            "p***@e***.test",
+            "Opnieuw versturen",
+            "nog 2 keer",
+            "Wachtwoord: ",
+        ),
+        (
+            "en",
+            "klaas@extern.test",
+            "k***@e***.test",
+            "Send again",
+            "2 more times",
+            "Password: ",
+        ),
+    ] {
+        let u = unique("web23c");
+        smtplib_send(
+            &sluis,
+            "arts@org.test",
+            &[rcpt],
+            &table_mail(
+                "Anna Arts <arts@org.test>",
+                &format!("To: {rcpt}\r\nSubject: [beveiligd] Nota {u}\r\n"),
+            ),
+        );
+        let link = link_in(&cap, &u);
+        let downloads = tempfile::tempdir().unwrap();
+        let mut b = Browser::start(downloads.path(), lang);
+        b.goto(&link);
+        b.click("form[action$='/send'] button");
+        let t = b.text_with(sent);
+        assert!(t.contains(again) && t.contains(left), "{lang}: {t}");
+        assert!(t.contains("Anna Arts (arts@org.test)"), "{lang}: {t}");
+        b.screenshot(&format!("23-password-sent-{lang}-desktop"));
+        b.viewport(Some((390, 844)));
+        b.goto(&link);
+        b.text_with(sent);
+        b.screenshot(&format!("23-password-sent-{lang}-phone"));
+        b.viewport(None);
+        let pm = poll(ARRIVAL, "the password mail", || {
+            cap.messages()
+                .into_iter()
+                .find(|m| m.rcpt_tos == [rcpt] && m.text().contains(pw))
+        });
+        let pt = pm.text();
+        let i = pt.find(pw).unwrap() + pw.len();
+        let password = pt[i..].lines().next().unwrap().trim().to_string();
+        b.type_into("#secret", &password);
+        b.click("form[action$='/login'] button");
+        b.text_with("nota.pdf");
+        b.screenshot(&format!("23-html-table-{lang}-desktop"));
     }
 }

@@ -342,6 +342,10 @@ impl Protector {
             let msg = Message {
                 id,
                 sender: sender_address(parsed),
+                sender_name: parsed
+                    .from()
+                    .and_then(|a| a.first()?.name())
+                    .and_then(crate::store::clean_display_name),
                 subject: subject.clone(),
                 created: req.now,
                 expires: fs.expires,

@@ -44,7 +44,7 @@ pub use keys::{DataKey, WrappedKey, rewrap, unwrap, wrap};
 pub use meta::{Download, MetaStore};
 pub use model::{
     Auth, BodyRecord, Event, EventKind, FileRecord, Message, PasswordDelivery, Protection,
-    Recipient, RecipientKind,
+    Recipient, RecipientKind, clean_display_name,
 };
 pub use portal::{PortalState, StateKind};
 pub use sled_meta::SledMeta;

@@ -84,6 +84,10 @@ pub struct BodyRecord {
 pub struct Message {
     pub id: MessageId,
     pub sender: String,
+    /// The display name from the From header, cleaned (see [`clean_display_name`]); records
+    /// written before it was kept have none.
+    #[serde(default)]
+    pub sender_name: Option<String>,
     pub subject: String,
     /// Unix seconds.
     pub created: i64,
@@ -102,7 +106,32 @@ pub struct Message {
     pub blocked: bool,
 }
 
+/// Longest display name kept, in characters: enough for any real name, not for a paragraph.
+pub const DISPLAY_NAME_MAX: usize = 80;
+
+/// A From display name as it may be shown: control characters and bidi overrides (which could
+/// make a name read as another) gone, runs of white space as one space, at most
+/// [`DISPLAY_NAME_MAX`] characters; `None` when nothing is left.
+pub fn clean_display_name(raw: &str) -> Option<String> {
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let words: Vec<&str> = raw
+        .split(|c: char| c.is_whitespace() || c.is_control() || bidi(c))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut name: String = words.join(" ").chars().take(DISPLAY_NAME_MAX).collect();
+    name.truncate(name.trim_end().len());
+    (!name.is_empty()).then_some(name)
+}
+
 impl Message {
+    /// The sender as the recipient sees it: 'Jan de Vries (jan@zorg.nl)', or the address alone.
+    pub fn sender_shown(&self) -> String {
+        match &self.sender_name {
+            Some(n) if !n.eq_ignore_ascii_case(&self.sender) => format!("{n} ({})", self.sender),
+            _ => self.sender.clone(),
+        }
+    }
+
     /// Every blob this message refers to.
     pub fn blob_ids(&self) -> Vec<BlobId> {
         let mut v: Vec<BlobId> = self.files.iter().map(|f| f.blob).collect();

@@ -19,6 +19,7 @@ pub(super) fn sample(store: &Store, expires: i64, limit: u32) -> (Message, DataK
     let msg = Message {
         id: MessageId::random(),
         sender: SENDER.into(),
+        sender_name: None,
         subject: SUBJECT.into(),
         created: 10,
         expires,

@@ -152,3 +152,22 @@ fn concurrent_changes_in_place_are_all_kept() {
     );
     assert!(store.meta.get_message(msg.id).unwrap().is_none());
 }
+
+#[test]
+fn display_names_are_cleaned_and_older_records_read() {
+    use crate::store::clean_display_name as clean;
+    assert_eq!(clean("  Jan\tde\r\n Vries "), Some("Jan de Vries".into()));
+    assert_eq!(clean("Jan\u{0}\u{202e}Evil"), Some("Jan Evil".into()));
+    assert_eq!(clean(" \u{7} "), None);
+    assert_eq!(clean(&"x".repeat(500)).unwrap().chars().count(), 80);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_local(dir.path(), keys()).unwrap();
+    let (mut msg, _) = sample(&store, 1000, 0);
+    let mut json = serde_json::to_value(&msg).unwrap();
+    json.as_object_mut().unwrap().remove("sender_name");
+    let old: Message = serde_json::from_value(json).unwrap();
+    assert_eq!(old.sender_name, None);
+    assert_eq!(old.sender_shown(), old.sender);
+    msg.sender_name = Some("Jan de Vries".into());
+    assert_eq!(msg.sender_shown(), format!("Jan de Vries ({})", msg.sender));
+}

@@ -82,7 +82,7 @@ impl Record for LinkState {
 }
 
 pub struct Auth {
-    meta: Arc<dyn MetaStore>,
+    pub(super) meta: Arc<dyn MetaStore>,
     pub guard: Guard,
 }
 

@@ -269,9 +269,10 @@ pub async fn zip(web: &Arc<Web>, ctx: &Ctx) -> Resp {
     let web2 = web.clone();
     let dek = ctx.dek.clone();
     let id = ctx.id();
+    let when = zip_date(ctx.msg.created);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        let r = write_zip(&web2, writer, chosen, dek).await;
+        let r = write_zip(&web2, writer, chosen, dek, when).await;
         if let Err(e) = &r {
             tracing::warn!(message = %id, error = %e, "ZIP download ended early");
         }
@@ -301,6 +302,7 @@ async fn write_zip(
     writer: tokio::io::DuplexStream,
     files: Vec<(String, BlobId)>,
     dek: DataKey,
+    when: async_zip::ZipDateTime,
 ) -> Result<(), String> {
     use async_zip::{Compression, ZipEntryBuilder};
     use futures_util::AsyncWriteExt;
@@ -308,7 +310,8 @@ async fn write_zip(
     for (name, blob) in files {
         // Stored, not deflated: most attachments are compressed already, and it keeps the
         // download at unsealing speed.
-        let entry = ZipEntryBuilder::new(name.into(), Compression::Stored);
+        let entry =
+            ZipEntryBuilder::new(name.into(), Compression::Stored).last_modification_date(when);
         let mut ew = zw
             .write_entry_stream(entry)
             .await
@@ -323,6 +326,23 @@ async fn write_zip(
     }
     zw.close().await.map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// The message's time for the ZIP entries (not 1980): in local time, as ZIP tools read it and
+/// as the portal shows it.
+fn zip_date(unix: i64) -> async_zip::ZipDateTime {
+    use chrono::{Datelike, Timelike};
+    let t = chrono::DateTime::from_timestamp(unix, 0)
+        .unwrap_or_default()
+        .with_timezone(&chrono::Local);
+    async_zip::ZipDateTimeBuilder::new()
+        .year(t.year())
+        .month(t.month())
+        .day(t.day())
+        .hour(t.hour())
+        .minute(t.minute())
+        .second(t.second())
+        .build()
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! it never reaches into the SMTP side.
 
 pub mod auth;
+mod clean;
 mod client;
 mod files;
 mod guard;
@@ -10,6 +11,7 @@ pub mod http;
 pub mod i18n;
 mod listen;
 mod pages;
+mod resend;
 mod signin;
 
 use crate::config::{Config, Resolved};

@@ -5,6 +5,7 @@ use super::Web;
 use super::auth::Link;
 use super::http::{self as h, Resp};
 use super::i18n::{self, Texts, fill};
+use super::resend;
 use crate::queue::now;
 use crate::rewrite::words;
 use crate::store::{Auth, DataKey, Event, EventKind, Message, MessageId, PasswordDelivery};
@@ -42,11 +43,15 @@ struct AuthPage<'a> {
     logo: bool,
     heading: String,
     footer: String,
-    sender: &'a str,
-    notice: Option<&'a str>,
+    sender: String,
+    notice: Option<String>,
     error: Option<String>,
     intro: &'a str,
     can_send: bool,
+    /// Something went out in the current window: the button becomes a quiet 'send again'.
+    sent: bool,
+    /// How many more sends the limit allows, or when the next can go.
+    resend_hint: Option<String>,
     sms: bool,
     secret_label: &'a str,
     token: &'a str,
@@ -74,7 +79,7 @@ struct MessagePage<'a> {
     heading: String,
     footer: String,
     subject: &'a str,
-    sender: &'a str,
+    sender: String,
     date: String,
     has_html: bool,
     body_text: Option<String>,
@@ -316,27 +321,26 @@ fn event(web: &Web, ctx: &Ctx, kind: EventKind, file: Option<u32>) {
     }
 }
 
-pub(super) fn auth_page(
-    web: &Web,
-    ctx: &Ctx,
-    notice: Option<&str>,
-    error: Option<String>,
-    code: StatusCode,
-) -> Resp {
+pub(super) fn auth_page(web: &Web, ctx: &Ctx, error: Option<String>, code: StatusCode) -> Resp {
     let t = ctx.t;
     let sms = ctx.msg.auth == Auth::Sms;
     let other = ctx.msg.auth
         == Auth::Password {
             delivery: PasswordDelivery::Other,
         };
+    let sends = web.auth.sends(ctx.link).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the resend count");
+        None
+    });
+    let sent = !other && (ctx.sent || sends.is_some());
     let page = AuthPage {
         t,
         org: &web.cfg.organisation.name,
         logo: web.logo.is_some(),
         heading: fill(t.secure_channel, &web.cfg.organisation.name),
         footer: footer(web, t),
-        sender: &ctx.msg.sender,
-        notice,
+        sender: ctx.msg.sender_shown(),
+        notice: (sent && error.is_none()).then(|| sent_notice(ctx)),
         error,
         intro: if sms {
             t.intro_sms
@@ -345,7 +349,9 @@ pub(super) fn auth_page(
         } else {
             t.intro_password
         },
-        can_send: !other,
+        can_send: !other && sends.is_none_or(|s| s.left > 0),
+        sent,
+        resend_hint: sends.filter(|_| !other).map(|s| resend_hint(t, s)),
         sms,
         secret_label: if sms { t.sms_code } else { t.password },
         token: &ctx.token,
@@ -357,8 +363,7 @@ pub(super) fn auth_page(
 
 pub async fn landing(web: &Arc<Web>, ctx: &Ctx) -> Resp {
     if !ctx.allowed(web) {
-        let notice = ctx.sent.then(|| sent_notice(ctx));
-        return auth_page(web, ctx, notice, None, StatusCode::OK);
+        return auth_page(web, ctx, None, StatusCode::OK);
     }
     // A view event need not be flushed at once (sled writes it out within half a second).
     event(web, ctx, EventKind::Opened, None);
@@ -392,7 +397,7 @@ pub async fn landing(web: &Arc<Web>, ctx: &Ctx) -> Resp {
         heading: ctx.msg.subject.clone(),
         footer: footer(web, t),
         subject: &ctx.msg.subject,
-        sender: &ctx.msg.sender,
+        sender: ctx.msg.sender_shown(),
         date: words::date_time(
             l,
             DateTime::<Utc>::from_timestamp(ctx.msg.created, 0).unwrap_or_else(Utc::now),
@@ -423,21 +428,9 @@ async fn body_parts(web: &Web, ctx: &Ctx) -> Option<(Option<String>, String)> {
     let m = mail_parser::MessageParser::default().parse(&raw)?;
     let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
     let html = crate::rewrite::has_html(&m)
-        .then(|| m.body_html(0).map(|h| sanitize(&h)))
+        .then(|| m.body_html(0).map(|h| super::clean::sanitize(&h)))
         .flatten();
     Some((html, text))
-}
-
-/// The sender's HTML without script, event handlers, forms, frames or remote images.
-pub fn sanitize(html: &str) -> String {
-    ammonia::Builder::default()
-        .attribute_filter(|el, attr, value| match (el, attr) {
-            ("img", "src") if !value.starts_with("data:") => None,
-            _ => Some(value.into()),
-        })
-        .link_rel(Some("noopener noreferrer nofollow"))
-        .clean(html)
-        .to_string()
 }
 
 pub async fn body(web: &Arc<Web>, ctx: &Ctx) -> Resp {
@@ -453,11 +446,22 @@ pub async fn body(web: &Arc<Web>, ctx: &Ctx) -> Resp {
     }
 }
 
-/// For landing after `?sent=1`.
-pub fn sent_notice(ctx: &Ctx) -> &'static str {
-    if ctx.msg.auth == Auth::Sms {
-        ctx.t.code_sent
-    } else {
-        ctx.t.password_sent
+/// Where the password or code went, masked.
+fn sent_notice(ctx: &Ctx) -> String {
+    let rcpt = &ctx.msg.recipients[ctx.rcpt as usize];
+    match (&ctx.msg.auth, &rcpt.phone) {
+        (Auth::Sms, Some(phone)) => fill(ctx.t.code_sent, &resend::mask_phone(phone)),
+        _ => fill(ctx.t.password_sent, &resend::mask_address(&rcpt.address)),
     }
+}
+
+fn resend_hint(t: &Texts, s: resend::Sends) -> String {
+    let (text, n) = if s.left > 0 {
+        (t.sends_left, u64::from(s.left))
+    } else {
+        (t.sends_wait, super::auth::minutes(s.wait))
+    };
+    fill(text, &n.to_string())
+        .replace("{max}", &super::auth::RESENDS.to_string())
+        .replace("{window}", &(super::auth::RESEND_WINDOW / 60).to_string())
 }

@@ -21,7 +21,7 @@ pub async fn send(web: &Arc<Web>, ctx: &Ctx) -> Resp {
         Ok(Ok(())) => {}
         Ok(Err(wait)) => {
             let msg = fill(t.resend_limit, &minutes(wait).to_string());
-            let mut r = auth_page(web, ctx, None, Some(msg), StatusCode::TOO_MANY_REQUESTS);
+            let mut r = auth_page(web, ctx, Some(msg), StatusCode::TOO_MANY_REQUESTS);
             retry_after(&mut r, wait);
             return r;
         }
@@ -93,7 +93,7 @@ fn refused(web: &Arc<Web>, ctx: &Ctx, why: Refused) -> Resp {
         Refused::Busy => h::text(StatusCode::SERVICE_UNAVAILABLE, "Busy; try again shortly\n"),
         Refused::Link(_) | Refused::Client(_) => {
             let msg = fill(ctx.t.locked, &minutes(wait).to_string());
-            auth_page(web, ctx, None, Some(msg), StatusCode::TOO_MANY_REQUESTS)
+            auth_page(web, ctx, Some(msg), StatusCode::TOO_MANY_REQUESTS)
         }
     };
     retry_after(&mut r, wait);
@@ -122,7 +122,7 @@ async fn send_password(web: &Arc<Web>, ctx: &Ctx) -> Result<(), String> {
         .flush_async()
         .await
         .map_err(|e| e.to_string())?;
-    let (env, bytes) = password_mail(web, ctx.t, &to, &ctx.msg.sender, &password);
+    let (env, bytes) = password_mail(web, ctx.t, &to, &ctx.msg.sender_shown(), &password);
     let id = web
         .queue
         .enqueue_bytes(&env, &bytes)
@@ -189,7 +189,6 @@ pub async fn login(web: &Arc<Web>, ctx: &Ctx, form: &HashMap<String, String>) ->
         return auth_page(
             web,
             ctx,
-            None,
             Some(ctx.t.wrong.to_string()),
             StatusCode::UNAUTHORIZED,
         );

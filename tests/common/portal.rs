@@ -82,6 +82,24 @@ pub fn html_mail(headers: &str, files: &[(&str, Vec<u8>)]) -> Vec<u8> {
     m
 }
 
+/// A secure message with an HTML table (borders, colours and some hostile CSS) and one file.
+pub fn table_mail(from: &str, headers: &str) -> Vec<u8> {
+    use base64::Engine;
+    let html = r##"<table border="1" cellpadding="4" bgcolor="#eeeeee" style="border-collapse: collapse; border: 2px solid #333"><tr><td style="color: #c00; background-color: yellow; font-weight: bold">Bedrag</td><td style="background-image: url(https://tracker.example/bg.png); color: expression(alert(1))">42</td></tr></table><img src="https://tracker.example/p.gif" alt="logo">"##;
+    format!(
+        "From: {from}\r\n{headers}MIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"=_m\"\r\n\r\n--=_m\r\n\
+         Content-Type: multipart/alternative; boundary=\"=_a\"\r\n\r\n\
+         --=_a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBedrag 42\r\n\
+         --=_a\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--=_a--\r\n\
+         --=_m\r\nContent-Type: application/pdf\r\n\
+         Content-Disposition: attachment; filename=\"nota.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--=_m--\r\n",
+        base64::engine::general_purpose::STANDARD.encode(b"%PDF-1.4 nota")
+    )
+    .into_bytes()
+}
+
 pub fn password_from_mail(p: &Portal, rcpt: &str, skip: usize) -> String {
     let m = poll(ARRIVAL, "the password mail", || {
         p.cap
