@@ -94,11 +94,6 @@ pub(super) fn link_key((id, rcpt): Link) -> Vec<u8> {
     [&id.as_bytes()[..], &rcpt.to_be_bytes()].concat()
 }
 
-/// Minutes, rounded up, for the 'try again in N minutes' text.
-pub fn minutes(secs: i64) -> u64 {
-    (secs.max(1) as u64).div_ceil(60)
-}
-
 impl Auth {
     pub fn new(meta: Arc<dyn MetaStore>, client_key: [u8; 32]) -> Auth {
         Auth {

@@ -23,6 +23,8 @@ pub struct Texts {
     pub intro_sms: &'static str,
     pub wrong: &'static str,
     pub locked: &'static str,
+    /// Units for a wait: one and more ("1 minuut", "2 minuten").
+    pub units: [(&'static str, &'static str); 3],
     pub resend_limit: &'static str,
     /// The quiet button once something went out, and the limit in words ({max} per {window}).
     pub send_again: &'static str,
@@ -78,11 +80,16 @@ pub const NL: Texts = Texts {
     intro_password: "Dit bericht is beveiligd. Druk op 'Verzend mijn wachtwoord': je krijgt een e-mail met het wachtwoord.",
     intro_sms: "Dit bericht is beveiligd. Druk op 'Stuur mij een code': je krijgt een code per sms.",
     wrong: "Dat wachtwoord of die code klopt niet, of is verlopen.",
-    locked: "Te veel pogingen. Probeer het over {} minuten opnieuw.",
-    resend_limit: "Je hebt al een paar keer een nieuw wachtwoord of een nieuwe code gevraagd. Probeer het over {} minuten opnieuw.",
+    locked: "Te veel pogingen. Probeer het over {} opnieuw.",
+    units: [
+        ("seconde", "seconden"),
+        ("minuut", "minuten"),
+        ("uur", "uur"),
+    ],
+    resend_limit: "Je hebt al een paar keer een nieuw wachtwoord of een nieuwe code gevraagd. Probeer het over {} opnieuw.",
     send_again: "Opnieuw versturen",
     sends_left: "Niets ontvangen? Je kunt nog {} keer opnieuw versturen (maximaal {max} keer per {window} minuten).",
-    sends_wait: "Opnieuw versturen kan weer over {} minuten (maximaal {max} keer per {window} minuten).",
+    sends_wait: "Opnieuw versturen kan weer over {} (maximaal {max} keer per {window} minuten).",
     files: "Bestanden",
     download: "Download",
     download_all: "Download alles",
@@ -131,11 +138,16 @@ pub const EN: Texts = Texts {
     intro_password: "This message is protected. Press 'Send my password': you will get an e-mail with the password.",
     intro_sms: "This message is protected. Press 'Send me a code': you will get a code by text message.",
     wrong: "That password or code is not right, or has expired.",
-    locked: "Too many attempts. Try again in {} minutes.",
-    resend_limit: "You asked for a new password or code several times already. Try again in {} minutes.",
+    locked: "Too many attempts. Try again in {}.",
+    units: [
+        ("second", "seconds"),
+        ("minute", "minutes"),
+        ("hour", "hours"),
+    ],
+    resend_limit: "You asked for a new password or code several times already. Try again in {}.",
     send_again: "Send again",
     sends_left: "Nothing arrived? You can send it {} more times (at most {max} times in {window} minutes).",
-    sends_wait: "You can send it again in {} minutes (at most {max} times in {window} minutes).",
+    sends_wait: "You can send it again in {} (at most {max} times in {window} minutes).",
     files: "Files",
     download: "Download",
     download_all: "Download all",
@@ -216,6 +228,23 @@ pub fn choose(
     }
 }
 
+impl Texts {
+    /// A wait in words, rounded up to the unit that reads naturally: "30 seconden",
+    /// "1 minuut", "3 uur" (a lock of seconds no longer reads "1 minuten").
+    pub fn wait(&self, secs: i64) -> String {
+        let s = secs.max(1) as u64;
+        let (n, unit) = if s < 60 {
+            (s, 0)
+        } else if s < 2 * 3600 {
+            (s.div_ceil(60), 1)
+        } else {
+            (s.div_ceil(3600), 2)
+        };
+        let (one, more) = self.units[unit];
+        format!("{n} {}", if n == 1 { one } else { more })
+    }
+}
+
 pub fn fill(t: &str, v: &str) -> String {
     t.replacen("{}", v, 1)
 }
@@ -223,6 +252,17 @@ pub fn fill(t: &str, v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_read_naturally() {
+        assert_eq!(NL.wait(0), "1 seconde");
+        assert_eq!(NL.wait(30), "30 seconden");
+        assert_eq!(NL.wait(60), "1 minuut");
+        assert_eq!(NL.wait(61), "2 minuten");
+        assert_eq!(EN.wait(7199), "120 minutes");
+        assert_eq!(NL.wait(7200), "2 uur");
+        assert_eq!(EN.wait(86_400), "24 hours");
+    }
 
     #[test]
     fn language_choice() {

@@ -457,11 +457,11 @@ fn sent_notice(ctx: &Ctx) -> String {
 
 fn resend_hint(t: &Texts, s: resend::Sends) -> String {
     let (text, n) = if s.left > 0 {
-        (t.sends_left, u64::from(s.left))
+        (t.sends_left, s.left.to_string())
     } else {
-        (t.sends_wait, super::auth::minutes(s.wait))
+        (t.sends_wait, t.wait(s.wait))
     };
-    fill(text, &n.to_string())
+    fill(text, &n)
         .replace("{max}", &super::auth::RESENDS.to_string())
         .replace("{window}", &(super::auth::RESEND_WINDOW / 60).to_string())
 }

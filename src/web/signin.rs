@@ -2,7 +2,6 @@
 //! (with lockout), and signing out.
 
 use super::Web;
-use super::auth::minutes;
 use super::guard::{BUSY_RETRY, Refused};
 use super::http::{self as h, Resp};
 use super::i18n::{Texts, fill};
@@ -20,7 +19,7 @@ pub async fn send(web: &Arc<Web>, ctx: &Ctx) -> Resp {
     match web.auth.may_send(ctx.link) {
         Ok(Ok(())) => {}
         Ok(Err(wait)) => {
-            let msg = fill(t.resend_limit, &minutes(wait).to_string());
+            let msg = fill(t.resend_limit, &t.wait(wait));
             let mut r = auth_page(web, ctx, Some(msg), StatusCode::TOO_MANY_REQUESTS);
             retry_after(&mut r, wait);
             return r;
@@ -92,7 +91,7 @@ fn refused(web: &Arc<Web>, ctx: &Ctx, why: Refused) -> Resp {
     let mut r = match why {
         Refused::Busy => h::text(StatusCode::SERVICE_UNAVAILABLE, "Busy; try again shortly\n"),
         Refused::Link(_) | Refused::Client(_) => {
-            let msg = fill(ctx.t.locked, &minutes(wait).to_string());
+            let msg = fill(ctx.t.locked, &ctx.t.wait(wait));
             auth_page(web, ctx, Some(msg), StatusCode::TOO_MANY_REQUESTS)
         }
     };
