@@ -222,26 +222,8 @@ fn connection_caps_hold_under_a_burst_and_leave_smtp_and_others_served() {
 fn the_sms_outbox_is_private_even_when_it_was_not() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("sms").join("sms.txt");
-    let ob = outbox.to_str().unwrap().to_string();
-    let p = portal(|c| {
-        c.set("sms", "provider", "\"outbox\"")
-            .set("sms", "path", &format!("{ob:?}"))
-    });
-    let u = unique("smsmode");
-    smtplib_send(
-        &p.sluis,
-        "arts@org.test",
-        &["piet@extern.test"],
-        &mail(
-            &format!(
-                "To: piet@extern.test\r\nSubject: [secure] [sms] {u}\r\n\
-                 X-Sluis-Phone: piet@extern.test=06-12345678\r\n"
-            ),
-            "Tekst",
-            &[("a.txt", b"inhoud".to_vec())],
-        ),
-    );
-    let link = link_path(&p, &u, "piet@extern.test");
+    let p = sms_portal(&outbox);
+    let link = send_sms_message(&p, "smsmode");
     let mut c = Client::new(p.web);
     let token = csrf(&c.get(&link));
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;

@@ -238,25 +238,8 @@ fn the_lock_climbs_and_holds_across_restarts_and_a_quiet_hour() {
 fn a_session_a_pending_code_and_the_resend_count_survive_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("sms.txt");
-    let ob = outbox.to_str().unwrap().to_string();
-    let mut p = portal(|c| {
-        c.set("sms", "provider", "\"outbox\"")
-            .set("sms", "path", &format!("{ob:?}"))
-    });
-    let u = unique("smsrestart");
-    smtplib_send(
-        &p.sluis,
-        "arts@org.test",
-        &["piet@extern.test"],
-        &mail(
-            &format!(
-                "To: piet@extern.test\r\nSubject: [secure] [sms] {u}\r\nX-Sluis-Phone: 06-12345678\r\n"
-            ),
-            "Tekst",
-            &[("a.txt", b"inhoud".to_vec())],
-        ),
-    );
-    let link = link_path(&p, &u, "piet@extern.test");
+    let mut p = sms_portal(&outbox);
+    let link = send_sms_message(&p, "smsrestart");
     let mut c = Client::new(p.web);
     let token = csrf(&c.get(&link));
     let send = |c: &mut Client| c.post_form(&format!("{link}/send"), &[("csrf", &token)]);

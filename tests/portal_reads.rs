@@ -79,26 +79,8 @@ fn after_sending_the_page_says_where_and_how_often_again() {
 fn sms_page_names_the_masked_phone() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("sms.txt");
-    let ob = outbox.to_str().unwrap().to_string();
-    let p = portal(|c| {
-        c.set("sms", "provider", "\"outbox\"")
-            .set("sms", "path", &format!("{ob:?}"))
-    });
-    let u = unique("smsmask");
-    smtplib_send(
-        &p.sluis,
-        "arts@org.test",
-        &["piet@extern.test"],
-        &mail(
-            &format!(
-                "To: piet@extern.test\r\nSubject: [secure] [sms] {u}\r\n\
-                 X-Sluis-Phone: piet@extern.test=06-12345678\r\n"
-            ),
-            "Tekst",
-            &[("a.txt", b"inhoud".to_vec())],
-        ),
-    );
-    let link = link_path(&p, &u, "piet@extern.test");
+    let p = sms_portal(&outbox);
+    let link = send_sms_message(&p, "smsmask");
     let mut c = Client::new(p.web);
     let landing = c.get(&link);
     assert!(landing.text().contains("Stuur mij een code"));

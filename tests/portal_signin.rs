@@ -12,26 +12,8 @@ use common::*;
 fn sms_codes_through_the_outbox_and_an_http_provider() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("sms.txt");
-    let ob = outbox.to_str().unwrap().to_string();
-    let p = portal(|c| {
-        c.set("sms", "provider", "\"outbox\"")
-            .set("sms", "path", &format!("{ob:?}"))
-    });
-    let u = unique("sms");
-    smtplib_send(
-        &p.sluis,
-        "arts@org.test",
-        &["piet@extern.test"],
-        &mail(
-            &format!(
-                "To: piet@extern.test\r\nSubject: [secure] [sms] {u}\r\n\
-                 X-Sluis-Phone: piet@extern.test=06-12345678\r\n"
-            ),
-            "Tekst",
-            &[("a.txt", b"inhoud".to_vec())],
-        ),
-    );
-    let link = link_path(&p, &u, "piet@extern.test");
+    let p = sms_portal(&outbox);
+    let link = send_sms_message(&p, "sms");
     let mut c = Client::new(p.web);
     let landing = c.get(&link);
     assert!(landing.text().contains("sms"), "{}", landing.text());

@@ -24,6 +24,35 @@ pub fn portal(extra: impl FnOnce(Config) -> Config) -> Portal {
     Portal { sluis, cap, web }
 }
 
+/// sluis with its SMS outbox at `outbox` (a file in the test's own temporary folder).
+pub fn sms_portal(outbox: &std::path::Path) -> Portal {
+    let ob = outbox.to_str().unwrap().to_string();
+    portal(|c| {
+        c.set("sms", "provider", "\"outbox\"")
+            .set("sms", "path", &format!("{ob:?}"))
+    })
+}
+
+/// Sends piet@extern.test a secure message with SMS sign-in and a file (the subject a fresh
+/// unique word made from `name`) and returns the path of his personal link.
+pub fn send_sms_message(p: &Portal, name: &str) -> String {
+    let u = unique(name);
+    smtplib_send(
+        &p.sluis,
+        "arts@org.test",
+        &["piet@extern.test"],
+        &mail(
+            &format!(
+                "To: piet@extern.test\r\nSubject: [secure] [sms] {u}\r\n\
+                 X-Sluis-Phone: piet@extern.test=06-12345678\r\n"
+            ),
+            "Tekst",
+            &[("a.txt", b"inhoud".to_vec())],
+        ),
+    );
+    link_path(p, &u, "piet@extern.test")
+}
+
 /// The path of the personal link in the copy that `rcpt` received.
 pub fn link_path(p: &Portal, subject: &str, rcpt: &str) -> String {
     let m = poll(ARRIVAL, "the copy", || {
