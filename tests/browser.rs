@@ -135,7 +135,7 @@ fn sms_code_from_the_outbox_and_clear_pages_for_expired_and_blocked_links() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("sms.txt");
     let ob = outbox.to_str().unwrap().to_string();
-    let mut sluis = portal(&cap, port, |c| c.set("sms", "path", &format!("{ob:?}")));
+    let sluis = portal(&cap, port, |c| c.set("sms", "path", &format!("{ob:?}")));
     let u = unique("websms");
     smtplib_send(
         &sluis,
@@ -193,18 +193,9 @@ fn sms_code_from_the_outbox_and_clear_pages_for_expired_and_blocked_links() {
     assert!(b.text().contains("Deze link is verlopen"));
     b.screenshot("08-expired-nl");
 
-    // A blocked link: the sender's block (set in the store while sluis is stopped).
-    let token = link.rsplit('/').next().unwrap().to_string();
-    sluis.terminate(Duration::from_secs(20));
-    {
-        let store = open_store(&sluis.data_dir);
-        let (id, _) = store.meta.link_for_token(&token).unwrap().unwrap();
-        let (mut msg, dek) = store.meta.get_message(id).unwrap().unwrap();
-        msg.blocked = true;
-        store.meta.put_message(&msg, &dek).unwrap();
-        store.meta.flush().unwrap();
-    }
-    sluis.spawn();
+    // A blocked link: blocked by the admin command while sluis runs.
+    let out = sluis.cli(&["message", "block", &link]);
+    assert!(out.status.success(), "{out:?}");
     b.goto(&link);
     let t = b.text();
     assert!(t.contains("This link has been blocked"), "{t}");
