@@ -26,6 +26,7 @@ fn sms_codes_through_the_outbox_and_an_http_provider() {
     let sms = last_sms(&outbox);
     assert_eq!(sms["to"], "+31612345678");
     let text = sms["text"].as_str().unwrap();
+    assert!(text.contains("(10 minuten geldig)"), "{text}");
     let code = code_in(text);
     assert!(code.len() >= 6, "{text}");
     assert_eq!(

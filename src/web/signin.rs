@@ -36,7 +36,8 @@ pub async fn send(web: &Arc<Web>, ctx: &Ctx) -> Resp {
                     let text = t
                         .sms_text
                         .replace("{org}", &web.cfg.organisation.name)
-                        .replace("{code}", &code);
+                        .replace("{code}", &code)
+                        .replace("{valid}", &t.wait(super::auth::CODE_TTL));
                     web.sms.send(&phone, &text).await.map_err(|e| e.to_string())
                 }
                 Err(e) => Err(e),
