@@ -92,6 +92,7 @@ fn refused(web: &Arc<Web>, ctx: &Ctx, why: Refused) -> Resp {
     let mut r = match why {
         Refused::Busy => h::text(StatusCode::SERVICE_UNAVAILABLE, "Busy; try again shortly\n"),
         Refused::Link(_) | Refused::Client(_) => {
+            crate::metrics::get().portal(crate::metrics::PortalEvent::Lockout);
             let msg = fill(ctx.t.locked, &minutes(wait).to_string());
             auth_page(web, ctx, Some(msg), StatusCode::TOO_MANY_REQUESTS)
         }
@@ -186,6 +187,7 @@ pub async fn login(web: &Arc<Web>, ctx: &Ctx, form: &HashMap<String, String>) ->
     };
     if !ok {
         tracing::info!(message = %ctx.id(), rcpt = ctx.rcpt, "wrong password or code");
+        crate::metrics::get().portal(crate::metrics::PortalEvent::SigninFailure);
         return auth_page(
             web,
             ctx,
