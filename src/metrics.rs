@@ -14,8 +14,15 @@ use std::time::Duration;
 
 type Labels = Vec<(&'static str, &'static str)>;
 
-const VERDICTS: [&str; 4] = ["deliver", "notify", "protect", "upload"];
-const PROTECTIONS: [&str; 4] = ["none", "public_files", "secure_files", "secure_message"];
+/// The (verdict, protection) pairs a decision can have; `message` indexes this list.
+const DECISIONS: [(&str, &str); 6] = [
+    ("deliver", "none"),
+    ("notify", "none"),
+    ("upload", "none"),
+    ("protect", "public_files"),
+    ("protect", "secure_files"),
+    ("protect", "secure_message"),
+];
 const PORTAL: [&str; 4] = ["view", "download", "signin_failure", "lockout"];
 
 /// Where a portal event is counted.
@@ -38,8 +45,8 @@ pub enum Attempt {
 
 pub struct Metrics {
     registry: Registry,
-    /// [verdict][protection]
-    messages: [[Counter; 4]; 4],
+    /// One per entry of `DECISIONS`.
+    messages: [Counter; 6],
     smtp_sessions: Counter,
     /// By class: 2xx, 3xx, 4xx, 5xx.
     smtp_replies: [Counter; 4],
@@ -93,11 +100,9 @@ impl Metrics {
             "Messages decided by the policy, by verdict and protection",
             msgs.clone(),
         );
-        let messages = VERDICTS.map(|v| {
-            PROTECTIONS.map(|p| {
-                msgs.get_or_create(&vec![("verdict", v), ("protection", p)])
-                    .clone()
-            })
+        let messages = DECISIONS.map(|(v, p)| {
+            msgs.get_or_create(&vec![("verdict", v), ("protection", p)])
+                .clone()
         });
         let smtp_sessions = Counter::default();
         reg.register(
@@ -172,20 +177,17 @@ impl Metrics {
     pub fn message(&self, v: &crate::policy::decide::Verdict) {
         use crate::policy::decide::Verdict as V;
         use crate::policy::schema::Protection as P;
-        let (vi, pi) = match v {
-            V::Deliver => (0, 0),
-            V::Notify => (1, 0),
-            V::Protect { protection, .. } => (
-                2,
-                match protection {
-                    P::PublicFiles => 1,
-                    P::SecureFiles => 2,
-                    P::SecureMessage => 3,
-                },
-            ),
-            V::Upload => (3, 0),
+        let i = match v {
+            V::Deliver => 0,
+            V::Notify => 1,
+            V::Upload => 2,
+            V::Protect { protection, .. } => match protection {
+                P::PublicFiles => 3,
+                P::SecureFiles => 4,
+                P::SecureMessage => 5,
+            },
         };
-        self.messages[vi][pi].inc();
+        self.messages[i].inc();
     }
 
     pub fn smtp_session(&self) {

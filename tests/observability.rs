@@ -93,7 +93,6 @@ fn metrics_count_a_scripted_day() {
     });
 
     let after = scrape(&p);
-    eprintln!("{after:#?}");
     let d = |k: &str| delta(&before, &after, k);
     assert_eq!(
         d("sluis_messages_total{protection=none,verdict=deliver}"),
@@ -155,6 +154,19 @@ fn readiness_follows_the_data_directory() {
     poll(Duration::from_secs(10), "ready again", || {
         (Client::new(p.web).get("/healthz/ready").status == 200).then_some(())
     });
+    // Without the master key file or the policy folder a restart could not come back.
+    for (what, path) in [
+        ("keys", p.sluis.data_dir.join("master.key")),
+        ("policies", p.sluis.dir.path().join("policies")),
+    ] {
+        let aside = path.with_extension("aside");
+        std::fs::rename(&path, &aside).unwrap();
+        let r = c.get("/healthz/ready");
+        assert_eq!(r.status, 503, "{what}");
+        assert!(r.text().contains(what), "{}", r.text());
+        std::fs::rename(&aside, &path).unwrap();
+        assert_eq!(c.get("/healthz/ready").status, 200, "{what} back");
+    }
 }
 
 /// A disk with less free space than `[smtp] min_free_space` is not ready.
@@ -164,4 +176,56 @@ fn readiness_fails_below_min_free_space() {
     let r = Client::new(p.web).get("/healthz/ready");
     assert_eq!(r.status, 503);
     assert!(r.text().contains("min_free_space"), "{}", r.text());
+}
+
+/// SMS handed to the outbox, one that cannot be written, and a lockout after wrong codes.
+#[test]
+fn metrics_count_sms_and_lockouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("sms.txt");
+    let ob = outbox.to_str().unwrap().to_string();
+    let p = portal(|c| {
+        c.set("sms", "provider", "\"outbox\"")
+            .set("sms", "path", &format!("{ob:?}"))
+    });
+    let before = scrape(&p);
+    let u = unique("obssms");
+    let msg = mail(
+        &format!(
+            "To: piet@extern.test\r\nSubject: [secure] [sms] {u}\r\n\
+             X-Sluis-Phone: piet@extern.test=06-12345678\r\n"
+        ),
+        "Tekst",
+        &[("a.txt", b"inhoud".to_vec())],
+    );
+    smtplib_send(&p.sluis, "arts@org.test", &["piet@extern.test"], &msg);
+    let link = link_path(&p, &u, "piet@extern.test");
+    let mut c = Client::new(p.web);
+    let token = csrf(&c.get(&link));
+    let send = format!("{link}/send");
+    assert_eq!(c.post_form(&send, &[("csrf", &token)]).status, 303);
+    // A folder where the outbox file was: the next text cannot be written (root included).
+    std::fs::remove_file(&outbox).unwrap();
+    std::fs::create_dir(&outbox).unwrap();
+    c.post_form(&send, &[("csrf", &token)]);
+    let mut failures = 0.0;
+    let mut status = 0;
+    for _ in 0..10 {
+        let wrong = [("csrf", token.as_str()), ("secret", "00000000")];
+        status = c.post_form(&format!("{link}/login"), &wrong).status;
+        if status != 401 {
+            break;
+        }
+        failures += 1.0;
+    }
+    assert_eq!(status, 429, "locked out after {failures} wrong codes");
+    let after = scrape(&p);
+    let d = |k: &str| delta(&before, &after, k);
+    assert_eq!(d("sluis_sms_total{result=sent}"), 1.0);
+    assert_eq!(d("sluis_sms_total{result=failed}"), 1.0);
+    assert_eq!(
+        d("sluis_portal_events_total{event=signin_failure}"),
+        failures
+    );
+    assert_eq!(d("sluis_portal_events_total{event=lockout}"), 1.0);
 }
