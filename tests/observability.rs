@@ -129,6 +129,14 @@ fn metrics_count_a_scripted_day() {
         after.keys().all(|k| !k.contains('@')),
         "no label carries an address"
     );
+    // Through a reverse proxy the public would see them: not there.
+    let proxied = Client::new(p.web).request(
+        "GET",
+        "/metrics",
+        &[("X-Forwarded-For", "203.0.113.9")],
+        b"",
+    );
+    assert_eq!(proxied.status, 404);
 }
 
 /// Live stays 200; ready turns 503 with a reason while a folder of the data directory cannot

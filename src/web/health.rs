@@ -47,6 +47,19 @@ pub async fn metrics(web: &Arc<Web>) -> Resp {
     )
 }
 
+/// Metrics are for the operator's network: a client on loopback or a private network that
+/// comes directly, not through a reverse proxy (which would pass on the public's requests).
+/// Anyone else gets the same 404 as any unknown path.
+pub fn may_scrape<B>(req: &hyper::Request<B>, peer: std::net::SocketAddr) -> bool {
+    use std::net::IpAddr;
+    let private = match peer.ip().to_canonical() {
+        IpAddr::V4(a) => a.is_loopback() || a.is_private(),
+        IpAddr::V6(a) => a.is_loopback() || (a.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    let h = req.headers();
+    private && !h.contains_key("forwarded") && !h.contains_key("x-forwarded-for")
+}
+
 /// Why sluis cannot take mail now, or None.
 fn not_ready(cfg: &crate::config::Config) -> Option<String> {
     let data = &cfg.storage.data_dir;

@@ -171,7 +171,7 @@ async fn route(
     match (method, path) {
         (&Method::GET, "/healthz" | "/healthz/live") => http::text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/healthz/ready") => health::ready(web).await,
-        (&Method::GET, "/metrics") => health::metrics(web).await,
+        (&Method::GET, "/metrics") if health::may_scrape(&req, peer) => health::metrics(web).await,
         (&Method::GET, "/static/sluis.css") => http::respond(
             StatusCode::OK,
             "text/css; charset=utf-8",
