@@ -89,10 +89,12 @@ fn unavailable(ctx: &Ctx, e: &dyn std::fmt::Display) -> Resp {
 /// slow down, 503 when too many are waiting; both say when to come back.
 fn refused(web: &Arc<Web>, ctx: &Ctx, why: Refused) -> Resp {
     let wait = why.wait();
+    if matches!(why, Refused::Link(_) | Refused::Client(_)) {
+        crate::metrics::get().portal(crate::metrics::PortalEvent::Lockout);
+    }
     let mut r = match why {
         Refused::Busy => h::text(StatusCode::SERVICE_UNAVAILABLE, "Busy; try again shortly\n"),
         Refused::Link(_) | Refused::Client(_) => {
-            crate::metrics::get().portal(crate::metrics::PortalEvent::Lockout);
             let msg = fill(ctx.t.locked, &minutes(wait).to_string());
             auth_page(web, ctx, Some(msg), StatusCode::TOO_MANY_REQUESTS)
         }
