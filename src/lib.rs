@@ -12,6 +12,7 @@ pub mod fsutil;
 pub mod headers;
 pub mod inspect;
 pub mod marker;
+pub mod metrics;
 pub mod notice;
 pub mod pipeline;
 pub mod policy;

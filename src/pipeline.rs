@@ -86,6 +86,7 @@ pub fn examine_with(
     message: &Arc<Vec<u8>>,
     recipients: &[String],
 ) -> Examined {
+    let started = std::time::Instant::now();
     let inspection = inspect::inspect_shared(message, limits);
     let scan = detect::scan(policy, &inspection);
     let (_, mut choice) = tags::parse_subject(&inspection.subject, &policy.tags);
@@ -96,6 +97,7 @@ pub fn examine_with(
     };
     let decision = decide::decide(policy, &inspection, &scan, &ctx, choice);
     let strip = tags::needs_strip(message, &inspection.subject, &policy.tags);
+    crate::metrics::get().inspected(started.elapsed());
     Examined {
         inspection,
         decision,
@@ -105,6 +107,7 @@ pub fn examine_with(
 }
 
 pub fn log_decision(id: &str, d: &Decision) {
+    crate::metrics::get().message(&d.verdict);
     tracing::info!(
         id,
         verdict = ?d.verdict,

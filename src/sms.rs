@@ -99,6 +99,12 @@ impl Sms {
     }
 
     pub async fn send(&self, to: &str, text: &str) -> Result<(), SmsError> {
+        let r = self.hand_over(to, text).await;
+        crate::metrics::get().sms(r.is_ok());
+        r
+    }
+
+    async fn hand_over(&self, to: &str, text: &str) -> Result<(), SmsError> {
         match self {
             Sms::Outbox(path) => {
                 let line = serde_json::json!({

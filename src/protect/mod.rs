@@ -164,6 +164,19 @@ impl Protector {
     fn protect_with(
         &self,
         req: &Request<'_>,
+        early: Option<&mut dyn FnMut(MessageId, Vec<Outgoing>)>,
+    ) -> Result<Outcome, ProtectError> {
+        let started = std::time::Instant::now();
+        let r = self.seal_and_store(req, early);
+        if matches!(r, Ok(Outcome::Protected(_))) {
+            crate::metrics::get().sealed(started.elapsed());
+        }
+        r
+    }
+
+    fn seal_and_store(
+        &self,
+        req: &Request<'_>,
         mut early: Option<&mut dyn FnMut(MessageId, Vec<Outgoing>)>,
     ) -> Result<Outcome, ProtectError> {
         let decoded = Parsed::new(req.original).ok_or(ProtectError::Parse)?;

@@ -385,6 +385,11 @@ impl Relay {
         }
         let t = now();
         for (i, o, remote) in results {
+            crate::metrics::get().relay_attempt(match &o {
+                Outcome::Delivered(_) => crate::metrics::Attempt::Delivered,
+                Outcome::Temporary(_) => crate::metrics::Attempt::Deferred,
+                Outcome::Permanent(_) => crate::metrics::Attempt::Failed,
+            });
             match o {
                 Outcome::Delivered(r) => st.status[i] = RcptStatus::Delivered { at: t, reply: r },
                 Outcome::Permanent(r) => {

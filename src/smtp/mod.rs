@@ -107,6 +107,7 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    crate::metrics::get().smtp_session();
     let _ = stream.set_nodelay(true);
     let slot = match shared.conns.take(peer.ip()) {
         Some(s) => s,

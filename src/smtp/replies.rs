@@ -153,6 +153,7 @@ impl Reply {
 
     pub fn write(&self, out: &mut Vec<u8>) {
         let (code, esc, text) = self.parts();
+        crate::metrics::get().smtp_reply(code);
         let mut s = String::with_capacity(text.len() + 12);
         if esc.is_empty() {
             let _ = write!(s, "{code} {text}\r\n");
@@ -165,6 +166,7 @@ impl Reply {
 
 /// The EHLO reply with its extension list.
 pub fn ehlo(out: &mut Vec<u8>, host: &str, client: &str, max_size: u64, offer_tls: bool) {
+    crate::metrics::get().smtp_reply(250);
     let mut lines = vec![format!("{host} greets {client}")];
     lines.push("PIPELINING".into());
     lines.push(format!("SIZE {max_size}"));

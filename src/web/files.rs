@@ -131,6 +131,7 @@ fn channel_stream(
 }
 
 fn record(meta: &dyn MetaStore, ctx: &Ctx, file: u32) {
+    crate::metrics::get().portal(crate::metrics::PortalEvent::Download);
     let ev = Event {
         rcpt: Some(ctx.rcpt),
         file: Some(file),

@@ -7,6 +7,7 @@ mod clean;
 mod client;
 mod files;
 mod guard;
+mod health;
 pub mod http;
 pub mod i18n;
 mod listen;
@@ -168,7 +169,9 @@ async fn route(
     peer: SocketAddr,
 ) -> Resp {
     match (method, path) {
-        (&Method::GET, "/healthz") => http::text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/healthz" | "/healthz/live") => http::text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/healthz/ready") => health::ready(web).await,
+        (&Method::GET, "/metrics") if health::may_scrape(&req, peer) => health::metrics(web).await,
         (&Method::GET, "/static/sluis.css") => http::respond(
             StatusCode::OK,
             "text/css; charset=utf-8",

@@ -367,6 +367,7 @@ pub async fn landing(web: &Arc<Web>, ctx: &Ctx) -> Resp {
     }
     // A view event need not be flushed at once (sled writes it out within half a second).
     event(web, ctx, EventKind::Opened, None);
+    crate::metrics::get().portal(crate::metrics::PortalEvent::View);
     let (l, _) = words::lang(ctx.t.code);
     let t = ctx.t;
     let files: Vec<FileRow> = ctx

@@ -89,6 +89,9 @@ fn unavailable(ctx: &Ctx, e: &dyn std::fmt::Display) -> Resp {
 /// slow down, 503 when too many are waiting; both say when to come back.
 fn refused(web: &Arc<Web>, ctx: &Ctx, why: Refused) -> Resp {
     let wait = why.wait();
+    if matches!(why, Refused::Link(_) | Refused::Client(_)) {
+        crate::metrics::get().portal(crate::metrics::PortalEvent::Lockout);
+    }
     let mut r = match why {
         Refused::Busy => h::text(StatusCode::SERVICE_UNAVAILABLE, "Busy; try again shortly\n"),
         Refused::Link(_) | Refused::Client(_) => {
@@ -186,6 +189,7 @@ pub async fn login(web: &Arc<Web>, ctx: &Ctx, form: &HashMap<String, String>) ->
     };
     if !ok {
         tracing::info!(message = %ctx.id(), rcpt = ctx.rcpt, "wrong password or code");
+        crate::metrics::get().portal(crate::metrics::PortalEvent::SigninFailure);
         return auth_page(
             web,
             ctx,
